@@ -1,0 +1,236 @@
+package components
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// FilesDir is where every container receives the files the program writes into it (secrets and
+// generated configuration) before it starts.
+const FilesDir = "/run/maricusco"
+
+// Resources are a container's CPU and memory limits and reservations, in Docker's units.
+type Resources struct {
+	// CPULimit is the number of CPUs the container may use (docker run --cpus).
+	CPULimit float64
+	// MemoryLimitMB is the hard memory limit in MiB (docker run --memory).
+	MemoryLimitMB int
+	// CPUReservation is the CPU share the container is entitled to under contention, in CPUs.
+	CPUReservation float64
+	// MemoryReservationMB is the soft memory limit in MiB (docker run --memory-reservation).
+	MemoryReservationMB int
+}
+
+// CPUShares converts the CPU reservation to Docker's relative CPU weight (1024 per CPU): plain
+// Docker has no CPU reservation, and a weight is what guarantees a share when CPUs are contended.
+func (r Resources) CPUShares() int {
+	return int(math.Round(r.CPUReservation * 1024))
+}
+
+// HealthTiming is how often and how patiently Docker probes every container, and how long
+// `pulumi up` waits for a new container to become healthy.
+type HealthTiming struct {
+	Interval      time.Duration
+	Timeout       time.Duration
+	Retries       int
+	StartPeriod   time.Duration
+	StartInterval time.Duration
+	WaitTimeout   time.Duration
+}
+
+// Logging bounds the json-file logs of every container so they cannot fill the disk.
+type Logging struct {
+	MaxSize string
+	MaxFile int
+}
+
+// Runtime is what every container of the platform shares: the network it joins and the
+// platform-wide policies.
+type Runtime struct {
+	// Network is the name of the user-defined network every container joins.
+	Network pulumi.StringInput
+	// Restart is Docker's restart policy.
+	Restart string
+	// Health is the healthcheck timing.
+	Health HealthTiming
+	// Logging is the log rotation.
+	Logging Logging
+	// Labels are added to every container.
+	Labels map[string]string
+}
+
+// PortBinding publishes a container port on the Docker host.
+type PortBinding struct {
+	// HostIP is the host address the port is bound to.
+	HostIP string
+	// HostPort is the port on the host.
+	HostPort int
+	// ContainerPort is the port inside the container.
+	ContainerPort int
+}
+
+// VolumeMount mounts a named volume into a container.
+type VolumeMount struct {
+	Volume pulumi.StringInput
+	Path   string
+}
+
+// File is written into the container's FilesDir before the container starts.
+type File struct {
+	// Name is the file name below FilesDir (may contain sub directories).
+	Name string
+	// Content is the file's content; a secret output stays secret in the state.
+	Content pulumi.StringInput
+}
+
+// Path is where the file appears inside the container.
+func (f File) Path() string { return FilesDir + "/" + f.Name }
+
+// ContainerSpec is what one service states about its container; NewServiceContainer adds the
+// plumbing every container shares.
+type ContainerSpec struct {
+	// Name is the Docker container name.
+	Name string
+	// Image is the image reference or ID.
+	Image pulumi.StringInput
+	// Aliases are the container's DNS names on the network.
+	Aliases []string
+	// Command overrides the image's command.
+	Command []string
+	// User runs the main process as this user (empty: the image's user).
+	User string
+	// Env is the environment, as KEY=VALUE entries.
+	Env pulumi.StringArray
+	// Ports are published on the Docker host.
+	Ports []PortBinding
+	// Volumes are the named volumes mounted into the container.
+	Volumes []VolumeMount
+	// Files are written below FilesDir before the container starts.
+	Files []File
+	// Resources are the limits and reservations.
+	Resources Resources
+	// HealthCheck is Docker's healthcheck test, e.g. ["CMD", "pg_isready"].
+	HealthCheck []string
+	// WritablePaths become tmpfs mounts, for an image that writes outside its volumes.
+	WritablePaths []string
+	// Capabilities are the Linux capabilities the image needs; all others are dropped.
+	Capabilities []string
+}
+
+// NewServiceContainer turns a service's ContainerSpec into a Docker container with the platform's
+// shared settings: network, limits, healthcheck, restart, log rotation, labels and hardening.
+func NewServiceContainer(ctx *pulumi.Context, name string, rt Runtime, spec ContainerSpec, opts ...pulumi.ResourceOption) (*docker.Container, error) {
+	args := &docker.ContainerArgs{
+		Name:  pulumi.String(spec.Name),
+		Image: spec.Image,
+		NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{
+			Name:    rt.Network,
+			Aliases: pulumi.ToStringArray(spec.Aliases),
+		}},
+		Envs:              spec.Env,
+		Restart:           pulumi.String(rt.Restart),
+		Cpus:              pulumi.String(strconv.FormatFloat(spec.Resources.CPULimit, 'f', -1, 64)),
+		Memory:            pulumi.Int(spec.Resources.MemoryLimitMB),
+		MemoryReservation: pulumi.Int(spec.Resources.MemoryReservationMB),
+		CpuShares:         pulumi.Int(spec.Resources.CPUShares()),
+		Healthcheck: docker.ContainerHealthcheckArgs{
+			Tests:         pulumi.ToStringArray(spec.HealthCheck),
+			Interval:      pulumi.String(rt.Health.Interval.String()),
+			Timeout:       pulumi.String(rt.Health.Timeout.String()),
+			Retries:       pulumi.Int(rt.Health.Retries),
+			StartPeriod:   pulumi.String(rt.Health.StartPeriod.String()),
+			StartInterval: pulumi.String(rt.Health.StartInterval.String()),
+		},
+		Wait:        pulumi.Bool(true),
+		WaitTimeout: pulumi.Int(int(rt.Health.WaitTimeout.Seconds())),
+		LogDriver:   pulumi.String("json-file"),
+		LogOpts: pulumi.StringMap{
+			"max-size": pulumi.String(rt.Logging.MaxSize),
+			"max-file": pulumi.String(strconv.Itoa(rt.Logging.MaxFile)),
+		},
+		Labels:       containerLabels(rt.Labels),
+		SecurityOpts: pulumi.StringArray{pulumi.String("no-new-privileges:true")},
+		Capabilities: docker.ContainerCapabilitiesArgs{
+			Drops: pulumi.StringArray{pulumi.String("ALL")},
+			Adds:  pulumi.ToStringArray(spec.Capabilities),
+		},
+		// The provider copies files in at "/", which Docker refuses on a read-only root filesystem,
+		// so only a container that receives no files can be read-only (README: hardening exceptions).
+		ReadOnly:      pulumi.Bool(len(spec.Files) == 0),
+		Privileged:    pulumi.Bool(false),
+		Tmpfs:         tmpfs(spec.WritablePaths),
+		MustRun:       pulumi.Bool(true),
+		RemoveVolumes: pulumi.Bool(true),
+	}
+	if spec.User != "" {
+		args.User = pulumi.String(spec.User)
+	}
+	if len(spec.Command) > 0 {
+		args.Command = pulumi.ToStringArray(spec.Command)
+	}
+	var ports docker.ContainerPortArray
+	for _, p := range spec.Ports {
+		ports = append(ports, docker.ContainerPortArgs{
+			Internal: pulumi.Int(p.ContainerPort),
+			External: pulumi.Int(p.HostPort),
+			Ip:       pulumi.String(p.HostIP),
+			Protocol: pulumi.String("tcp"),
+		})
+	}
+	args.Ports = ports
+	var volumes docker.ContainerVolumeArray
+	for _, v := range spec.Volumes {
+		volumes = append(volumes, docker.ContainerVolumeArgs{
+			VolumeName:    v.Volume,
+			ContainerPath: pulumi.String(v.Path),
+		})
+	}
+	args.Volumes = volumes
+	var uploads docker.ContainerUploadArray
+	for _, f := range spec.Files {
+		uploads = append(uploads, docker.ContainerUploadArgs{
+			File:        pulumi.String(f.Path()),
+			Content:     f.Content,
+			Permissions: pulumi.String("0444"),
+		})
+	}
+	args.Uploads = uploads
+	// A fixed container name cannot exist twice, so the old container must go before its replacement comes.
+	opts = append(opts, pulumi.DeleteBeforeReplace(true))
+	c, err := docker.NewContainer(ctx, name, args, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", spec.Name, err)
+	}
+	return c, nil
+}
+
+func containerLabels(labels map[string]string) docker.ContainerLabelArray {
+	out := make(docker.ContainerLabelArray, 0, len(labels))
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		out = append(out, docker.ContainerLabelArgs{Label: pulumi.String(k), Value: pulumi.String(labels[k])})
+	}
+	return out
+}
+
+func tmpfs(paths []string) pulumi.StringMap {
+	if len(paths) == 0 {
+		return nil
+	}
+	m := pulumi.StringMap{}
+	for _, p := range paths {
+		m[p] = pulumi.String("rw,noexec,nosuid,size=64m")
+	}
+	return m
+}
+
+// EnvVar formats one KEY=VALUE environment entry.
+func EnvVar(key, value string) pulumi.StringInput {
+	return pulumi.String(key + "=" + value)
+}

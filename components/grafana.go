@@ -1,0 +1,102 @@
+package components
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// GrafanaPort is Grafana's port on the platform network.
+const GrafanaPort = 3000
+
+// GrafanaHost is Grafana's DNS name on the platform network.
+const GrafanaHost = "grafana"
+
+// GrafanaArgs configure Grafana.
+type GrafanaArgs struct {
+	ServiceArgs
+	// AdminUser is the administrator's login.
+	AdminUser string
+	// AdminPassword is the administrator's password (a secret).
+	AdminPassword pulumi.StringInput
+}
+
+// Grafana shows the dashboards, provisioned from files: Prometheus as its data source and the
+// Maricusco dashboard. Data (users, preferences) lives in its named volume.
+type Grafana struct {
+	pulumi.ResourceState
+
+	// Container is the Grafana container.
+	Container *docker.Container
+	// Volume holds Grafana's database.
+	Volume *docker.Volume
+}
+
+// NewGrafana declares Grafana.
+func NewGrafana(ctx *pulumi.Context, name string, args *GrafanaArgs, opts ...pulumi.ResourceOption) (*Grafana, error) {
+	g := &Grafana{}
+	if err := ctx.RegisterComponentResource("maricusco:components:Grafana", name, g, opts...); err != nil {
+		return nil, fmt.Errorf("grafana: %w", err)
+	}
+	files, err := grafanaFiles()
+	if err != nil {
+		return nil, fmt.Errorf("grafana: %w", err)
+	}
+	password := File{Name: "grafana_admin_password", Content: args.AdminPassword}
+	svc, err := deployService(ctx, g, "grafana", args.ServiceArgs, ContainerSpec{
+		Aliases: []string{GrafanaHost},
+		Env: pulumi.StringArray{
+			EnvVar("GF_SECURITY_ADMIN_USER", args.AdminUser),
+			EnvVar("GF_SECURITY_ADMIN_PASSWORD__FILE", password.Path()),
+			EnvVar("GF_PATHS_PROVISIONING", FilesDir+"/"+grafanaProvisioning),
+			EnvVar("GF_AUTH_ANONYMOUS_ENABLED", "false"),
+			EnvVar("GF_USERS_ALLOW_SIGN_UP", "false"),
+		},
+		Files:         append(files, password),
+		Ports:         args.ports(GrafanaPort),
+		HealthCheck:   []string{"CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:" + strconv.Itoa(GrafanaPort) + "/api/health"},
+		WritablePaths: []string{"/tmp"},
+	}, &dataVolume{Path: "/var/lib/grafana"})
+	if err != nil {
+		return nil, err
+	}
+	g.Container, g.Volume = svc.Container, svc.Volume
+	if err := ctx.RegisterResourceOutputs(g, pulumi.Map{
+		"containerName": g.Container.Name,
+		"volumeName":    g.Volume.Name,
+	}); err != nil {
+		return nil, fmt.Errorf("grafana: %w", err)
+	}
+	return g, nil
+}
+
+const (
+	grafanaProvisioning = "grafana/provisioning"
+	grafanaDashboards   = "grafana/dashboards"
+)
+
+// grafanaFiles are the provisioning files: the Prometheus data source, the dashboard provider
+// and the dashboards it loads.
+func grafanaFiles() ([]File, error) {
+	datasource, err := render("grafana-datasource.yml.tmpl", struct{ PrometheusURL string }{
+		"http://" + PrometheusHost + ":" + strconv.Itoa(PrometheusPort),
+	})
+	if err != nil {
+		return nil, err
+	}
+	provider, err := render("grafana-dashboards.yml.tmpl", struct{ DashboardsDir string }{FilesDir + "/" + grafanaDashboards})
+	if err != nil {
+		return nil, err
+	}
+	dashboard, err := DashboardJSON()
+	if err != nil {
+		return nil, err
+	}
+	return []File{
+		{Name: grafanaProvisioning + "/datasources/prometheus.yml", Content: pulumi.String(datasource)},
+		{Name: grafanaProvisioning + "/dashboards/maricusco.yml", Content: pulumi.String(provider)},
+		{Name: grafanaDashboards + "/maricusco.json", Content: pulumi.String(dashboard)},
+	}, nil
+}

@@ -1,0 +1,62 @@
+package components
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"text/template"
+)
+
+//go:embed assets
+var assets embed.FS
+
+var templates = template.Must(template.ParseFS(assets, "assets/*.tmpl"))
+
+// AppJob is the Prometheus job that scrapes the application; the dashboard and the alert rules
+// query it by this name.
+const AppJob = "maricusco-app"
+
+// DashboardJSON is the Maricusco Grafana dashboard, as provisioned.
+func DashboardJSON() ([]byte, error) {
+	return assets.ReadFile("assets/maricusco-dashboard.json")
+}
+
+// PrometheusConfig is what the generated Prometheus configuration and alert rules depend on.
+type PrometheusConfig struct {
+	// Stack labels every series, so several stacks' data can be told apart.
+	Stack string
+	// ScrapeInterval is Prometheus's scrape and rule evaluation interval (Prometheus notation, e.g. 15s).
+	ScrapeInterval string
+	// AppTargets are the application instances, as host:port on the platform network.
+	AppTargets []string
+	// ErrorRatio is the share of 5xx responses (0 to 1) above which the error alert fires.
+	ErrorRatio float64
+	// RulesFile is where Prometheus finds the alert rules.
+	RulesFile string
+}
+
+// RenderPrometheusConfig renders prometheus.yml.
+func RenderPrometheusConfig(c PrometheusConfig) (string, error) {
+	return render("prometheus.yml.tmpl", struct {
+		PrometheusConfig
+		AppJob string
+		Port   int
+	}{c, AppJob, PrometheusPort})
+}
+
+// RenderAlertRules renders the alert rules file.
+func RenderAlertRules(c PrometheusConfig) (string, error) {
+	return render("alerts.yml.tmpl", struct {
+		PrometheusConfig
+		AppJob            string
+		ErrorRatioPercent float64
+	}{c, AppJob, c.ErrorRatio * 100})
+}
+
+func render(name string, data any) (string, error) {
+	var b bytes.Buffer
+	if err := templates.ExecuteTemplate(&b, name, data); err != nil {
+		return "", fmt.Errorf("render %s: %w", name, err)
+	}
+	return b.String(), nil
+}

@@ -1,0 +1,88 @@
+package components
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+
+	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// PostgresPort is PostgreSQL's port on the platform network.
+const PostgresPort = 5432
+
+// PostgresHost is PostgreSQL's DNS name on the platform network.
+const PostgresHost = "postgres"
+
+// PostgresPasswordFile is where PostgreSQL and its clients read the password.
+var PostgresPasswordFile = File{Name: "postgres_password"}
+
+// PostgresArgs configure the TimescaleDB (PostgreSQL) service.
+type PostgresArgs struct {
+	ServiceArgs
+	// Database is the database created on first start.
+	Database string
+	// User is the role that owns it.
+	User string
+	// Password is the role's password (a secret).
+	Password pulumi.StringInput
+}
+
+// Postgres is the time-series database: TimescaleDB on PostgreSQL, data in its named volume.
+type Postgres struct {
+	pulumi.ResourceState
+
+	// Container is the database container.
+	Container *docker.Container
+	// Volume holds the data directory.
+	Volume *docker.Volume
+	// ConnectionString reaches the database from the platform network (secret).
+	ConnectionString pulumi.StringOutput
+}
+
+// NewPostgres declares the PostgreSQL service.
+func NewPostgres(ctx *pulumi.Context, name string, args *PostgresArgs, opts ...pulumi.ResourceOption) (*Postgres, error) {
+	pg := &Postgres{}
+	if err := ctx.RegisterComponentResource("maricusco:components:Postgres", name, pg, opts...); err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	password := PostgresPasswordFile
+	password.Content = args.Password
+	svc, err := deployService(ctx, pg, "postgres", args.ServiceArgs, ContainerSpec{
+		Aliases: []string{PostgresHost},
+		Env: pulumi.StringArray{
+			EnvVar("POSTGRES_DB", args.Database),
+			EnvVar("POSTGRES_USER", args.User),
+			EnvVar("POSTGRES_PASSWORD_FILE", password.Path()),
+		},
+		Files: []File{password},
+		Ports: args.ports(PostgresPort),
+		// Over TCP, so the temporary socket-only server of the first initialisation does not count as ready.
+		HealthCheck:   []string{"CMD", "pg_isready", "-h", "127.0.0.1", "-p", strconv.Itoa(PostgresPort), "-U", args.User, "-d", args.Database},
+		WritablePaths: []string{"/var/run/postgresql", "/tmp"},
+		// The entrypoint starts as root to own the data directory, then drops to the postgres user.
+		Capabilities: []string{"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"},
+	}, &dataVolume{Path: "/var/lib/postgresql/data"})
+	if err != nil {
+		return nil, err
+	}
+	pg.Container, pg.Volume = svc.Container, svc.Volume
+	pg.ConnectionString = pulumi.ToSecret(args.Password.ToStringOutput().ApplyT(func(pw string) string {
+		u := url.URL{
+			Scheme: "postgresql",
+			User:   url.UserPassword(args.User, pw),
+			Host:   PostgresHost + ":" + strconv.Itoa(PostgresPort),
+			Path:   "/" + args.Database,
+		}
+		return u.String()
+	})).(pulumi.StringOutput)
+	if err := ctx.RegisterResourceOutputs(pg, pulumi.Map{
+		"containerName":    pg.Container.Name,
+		"volumeName":       pg.Volume.Name,
+		"connectionString": pg.ConnectionString,
+	}); err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return pg, nil
+}

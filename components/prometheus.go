@@ -1,0 +1,77 @@
+package components
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// PrometheusPort is Prometheus's port on the platform network.
+const PrometheusPort = 9090
+
+// PrometheusHost is Prometheus's DNS name on the platform network.
+const PrometheusHost = "prometheus"
+
+// PrometheusArgs configure Prometheus.
+type PrometheusArgs struct {
+	ServiceArgs
+	PrometheusConfig
+	// Retention is how long samples are kept (Prometheus notation, e.g. 15d).
+	Retention string
+}
+
+// Prometheus collects the application's metrics, data in its named volume.
+type Prometheus struct {
+	pulumi.ResourceState
+
+	// Container is the Prometheus container.
+	Container *docker.Container
+	// Volume holds the time-series database.
+	Volume *docker.Volume
+}
+
+// NewPrometheus declares Prometheus with its generated scrape configuration and alert rules.
+func NewPrometheus(ctx *pulumi.Context, name string, args *PrometheusArgs, opts ...pulumi.ResourceOption) (*Prometheus, error) {
+	p := &Prometheus{}
+	if err := ctx.RegisterComponentResource("maricusco:components:Prometheus", name, p, opts...); err != nil {
+		return nil, fmt.Errorf("prometheus: %w", err)
+	}
+	rules := File{Name: "alerts.yml"}
+	cfg := args.PrometheusConfig
+	cfg.RulesFile = rules.Path()
+	rulesText, err := RenderAlertRules(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("prometheus: %w", err)
+	}
+	configText, err := RenderPrometheusConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("prometheus: %w", err)
+	}
+	rules.Content = pulumi.String(rulesText)
+	config := File{Name: "prometheus.yml", Content: pulumi.String(configText)}
+	svc, err := deployService(ctx, p, "prometheus", args.ServiceArgs, ContainerSpec{
+		Aliases: []string{PrometheusHost},
+		Command: []string{
+			"--config.file=" + config.Path(),
+			"--storage.tsdb.path=/prometheus",
+			"--storage.tsdb.retention.time=" + args.Retention,
+		},
+		Files:         []File{config, rules},
+		Ports:         args.ports(PrometheusPort),
+		HealthCheck:   []string{"CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:" + strconv.Itoa(PrometheusPort) + "/-/healthy"},
+		WritablePaths: []string{"/tmp"},
+	}, &dataVolume{Path: "/prometheus"})
+	if err != nil {
+		return nil, err
+	}
+	p.Container, p.Volume = svc.Container, svc.Volume
+	if err := ctx.RegisterResourceOutputs(p, pulumi.Map{
+		"containerName": p.Container.Name,
+		"volumeName":    p.Volume.Name,
+	}); err != nil {
+		return nil, fmt.Errorf("prometheus: %w", err)
+	}
+	return p, nil
+}

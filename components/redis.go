@@ -1,0 +1,69 @@
+package components
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// RedisPort is Redis's port on the platform network.
+const RedisPort = 6379
+
+// RedisHost is Redis's DNS name on the platform network.
+const RedisHost = "redis"
+
+// RedisPasswordFile is where Redis's healthcheck and clients read the password.
+var RedisPasswordFile = File{Name: "redis_password"}
+
+// RedisArgs configure the Redis cache.
+type RedisArgs struct {
+	ServiceArgs
+	// Password is required from every client (a secret).
+	Password pulumi.StringInput
+}
+
+// Redis is the caching layer, persisted (append-only file) in its named volume.
+type Redis struct {
+	pulumi.ResourceState
+
+	// Container is the Redis container.
+	Container *docker.Container
+	// Volume holds the append-only file and snapshots.
+	Volume *docker.Volume
+}
+
+// NewRedis declares the Redis service.
+func NewRedis(ctx *pulumi.Context, name string, args *RedisArgs, opts ...pulumi.ResourceOption) (*Redis, error) {
+	r := &Redis{}
+	if err := ctx.RegisterComponentResource("maricusco:components:Redis", name, r, opts...); err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	password := RedisPasswordFile
+	password.Content = args.Password
+	// The password sits in a config file, not on the command line where `docker inspect` would show it.
+	conf := File{Name: "redis.conf", Content: pulumi.Sprintf("requirepass %q\nappendonly yes\ndir /data\n", args.Password)}
+	svc, err := deployService(ctx, r, "redis", args.ServiceArgs, ContainerSpec{
+		Aliases: []string{RedisHost},
+		Command: []string{"redis-server", conf.Path()},
+		Files:   []File{conf, password},
+		Ports:   args.ports(RedisPort),
+		// REDISCLI_AUTH keeps the password off the command line; redis-cli exits 0 on NOAUTH, so look for PONG.
+		HealthCheck:   []string{"CMD-SHELL", `REDISCLI_AUTH="$(cat ` + password.Path() + `)" redis-cli -h 127.0.0.1 -p ` + strconv.Itoa(RedisPort) + ` ping | grep -q PONG`},
+		WritablePaths: []string{"/tmp"},
+		// The entrypoint starts as root to own /data, then drops to the redis user.
+		Capabilities: []string{"CHOWN", "SETGID", "SETUID"},
+	}, &dataVolume{Path: "/data"})
+	if err != nil {
+		return nil, err
+	}
+	r.Container, r.Volume = svc.Container, svc.Volume
+	if err := ctx.RegisterResourceOutputs(r, pulumi.Map{
+		"containerName": r.Container.Name,
+		"volumeName":    r.Volume.Name,
+	}); err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	return r, nil
+}

@@ -1,0 +1,66 @@
+package components
+
+import (
+	"fmt"
+
+	"github.com/pulumi/pulumi-random/sdk/v4/go/random"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// SecretsArgs are the secrets the stack sets; each one left empty is generated.
+type SecretsArgs struct {
+	PostgresPassword     string
+	RedisPassword        string
+	GrafanaAdminPassword string
+}
+
+// Secrets are the platform's credentials, always secret outputs. A generated one lives in the
+// (encrypted) state, so it stays the same across updates.
+type Secrets struct {
+	pulumi.ResourceState
+
+	PostgresPassword     pulumi.StringOutput
+	RedisPassword        pulumi.StringOutput
+	GrafanaAdminPassword pulumi.StringOutput
+}
+
+// NewSecrets declares the credentials.
+func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pulumi.ResourceOption) (*Secrets, error) {
+	s := &Secrets{}
+	if err := ctx.RegisterComponentResource("maricusco:components:Secrets", name, s, opts...); err != nil {
+		return nil, fmt.Errorf("secrets: %w", err)
+	}
+	var err error
+	for _, item := range []struct {
+		name  string
+		value string
+		out   *pulumi.StringOutput
+	}{
+		{"postgres-password", args.PostgresPassword, &s.PostgresPassword},
+		{"redis-password", args.RedisPassword, &s.RedisPassword},
+		{"grafana-admin-password", args.GrafanaAdminPassword, &s.GrafanaAdminPassword},
+	} {
+		if *item.out, err = secretOrGenerated(ctx, s, item.name, item.value); err != nil {
+			return nil, fmt.Errorf("secrets: %w", err)
+		}
+	}
+	if err := ctx.RegisterResourceOutputs(s, pulumi.Map{}); err != nil {
+		return nil, fmt.Errorf("secrets: %w", err)
+	}
+	return s, nil
+}
+
+func secretOrGenerated(ctx *pulumi.Context, parent pulumi.Resource, name, value string) (pulumi.StringOutput, error) {
+	if value != "" {
+		return pulumi.ToSecret(pulumi.String(value)).(pulumi.StringOutput), nil
+	}
+	// Letters and digits only: the value goes into config files and connection URLs unquoted.
+	pw, err := random.NewRandomPassword(ctx, name, &random.RandomPasswordArgs{
+		Length:  pulumi.Int(32),
+		Special: pulumi.Bool(false),
+	}, pulumi.Parent(parent))
+	if err != nil {
+		return pulumi.StringOutput{}, fmt.Errorf("%s: %w", name, err)
+	}
+	return pulumi.ToSecret(pw.Result).(pulumi.StringOutput), nil
+}

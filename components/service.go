@@ -1,0 +1,120 @@
+package components
+
+import (
+	"fmt"
+
+	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// HostPort is where a service's port is published on the Docker host.
+type HostPort struct {
+	// IP is the host address the port is bound to (0.0.0.0 for every address).
+	IP string
+	// Port is the port number on the host.
+	Port int
+}
+
+// VolumePolicy is how a service's data volume is kept.
+type VolumePolicy struct {
+	// Protect makes Pulumi refuse any operation that would delete the volume.
+	Protect bool
+	// DeleteOnDestroy lets `pulumi destroy` (or removing the volume from the program) delete the
+	// volume from Docker; otherwise Pulumi forgets it and Docker keeps the data.
+	DeleteOnDestroy bool
+}
+
+// ServiceArgs are the settings every service component takes from the stack.
+type ServiceArgs struct {
+	// Prefix names the Docker objects: container `<prefix>-<service>`, volume `<prefix>_<service>_data`.
+	Prefix string
+	// Runtime is what all containers share.
+	Runtime Runtime
+	// Image is the pinned image reference.
+	Image string
+	// Resources are the container's limits and reservations.
+	Resources Resources
+	// Publish, when set, publishes the service's port on the Docker host.
+	Publish *HostPort
+	// Volumes is the data volume policy.
+	Volumes VolumePolicy
+}
+
+// ContainerName is the Docker name of the service's container.
+func (a ServiceArgs) ContainerName(service string) string { return a.Prefix + "-" + service }
+
+// VolumeName is the Docker name of the service's data volume, as Docker Compose names it.
+func (a ServiceArgs) VolumeName(service string) string { return a.Prefix + "_" + service + "_data" }
+
+// ports publishes containerPort when the stack asks for it.
+func (a ServiceArgs) ports(containerPort int) []PortBinding {
+	if a.Publish == nil {
+		return nil
+	}
+	return []PortBinding{{HostIP: a.Publish.IP, HostPort: a.Publish.Port, ContainerPort: containerPort}}
+}
+
+// serviceResources are the Docker resources one service is made of.
+type serviceResources struct {
+	Image     *docker.RemoteImage
+	Volume    *docker.Volume
+	Container *docker.Container
+}
+
+// dataVolume names where a service keeps its data inside its container.
+type dataVolume struct {
+	Path string
+}
+
+// PullImage declares an image so that Docker pulls it once, before the containers that use it are
+// created; the image stays on the host when the stack lets go of it, since other stacks may use it.
+func PullImage(ctx *pulumi.Context, name, ref string, opts ...pulumi.ResourceOption) (*docker.RemoteImage, error) {
+	img, err := docker.NewRemoteImage(ctx, name, &docker.RemoteImageArgs{
+		Name:        pulumi.String(ref),
+		KeepLocally: pulumi.Bool(true),
+	}, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", ref, err)
+	}
+	return img, nil
+}
+
+// NewDataVolume declares a named volume that outlives its containers: it is never replaced along
+// with a container, and is retained in Docker on delete unless the policy says otherwise.
+func NewDataVolume(ctx *pulumi.Context, name, dockerName string, policy VolumePolicy, opts ...pulumi.ResourceOption) (*docker.Volume, error) {
+	opts = append(opts, pulumi.Protect(policy.Protect), pulumi.RetainOnDelete(!policy.DeleteOnDestroy))
+	v, err := docker.NewVolume(ctx, name, &docker.VolumeArgs{
+		Name:   pulumi.String(dockerName),
+		Driver: pulumi.String("local"),
+	}, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("volume %s: %w", dockerName, err)
+	}
+	return v, nil
+}
+
+// deployService creates what a single-container service is made of, as children of parent: its
+// image, its data volume (when data is set) mounted at data.Path, and its container.
+func deployService(ctx *pulumi.Context, parent pulumi.Resource, service string, args ServiceArgs, spec ContainerSpec, data *dataVolume, opts ...pulumi.ResourceOption) (*serviceResources, error) {
+	child := append([]pulumi.ResourceOption{pulumi.Parent(parent)}, opts...)
+	img, err := PullImage(ctx, service+"-image", args.Image, pulumi.Parent(parent))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", service, err)
+	}
+	res := &serviceResources{Image: img}
+	if data != nil {
+		res.Volume, err = NewDataVolume(ctx, service+"-data", args.VolumeName(service), args.Volumes, pulumi.Parent(parent))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", service, err)
+		}
+		spec.Volumes = append(spec.Volumes, VolumeMount{Volume: res.Volume.Name, Path: data.Path})
+	}
+	spec.Name = args.ContainerName(service)
+	spec.Image = img.ImageId
+	spec.Resources = args.Resources
+	res.Container, err = NewServiceContainer(ctx, service+"-container", args.Runtime, spec, child...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", service, err)
+	}
+	return res, nil
+}

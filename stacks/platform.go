@@ -1,0 +1,198 @@
+// Package stacks composes the platform's components from a stack's config.
+package stacks
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+
+	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/maricusco/infra/components"
+)
+
+// DefaultDockerHost is the local Docker socket, used when neither config nor DOCKER_HOST names a host.
+const DefaultDockerHost = "unix:///var/run/docker.sock"
+
+// Platform is the deployed system.
+type Platform struct {
+	Config     *Config
+	Provider   *docker.Provider
+	Network    *components.Network
+	Secrets    *components.Secrets
+	Postgres   *components.Postgres
+	Redis      *components.Redis
+	ChromaDB   *components.ChromaDB
+	App        *components.App
+	Prometheus *components.Prometheus
+	Grafana    *components.Grafana
+}
+
+// Run is the Pulumi program: it deploys the platform and exports its outputs.
+func Run(ctx *pulumi.Context) error {
+	p, err := Deploy(ctx)
+	if err != nil {
+		return err
+	}
+	p.export(ctx)
+	return nil
+}
+
+// DockerHost is the Docker daemon the stack deploys to: config, then DOCKER_HOST as the docker CLI
+// reads it, then the local socket.
+func DockerHost(configured string) string {
+	if configured != "" {
+		return configured
+	}
+	if env := os.Getenv("DOCKER_HOST"); env != "" {
+		return env
+	}
+	return DefaultDockerHost
+}
+
+// Deploy validates the config, then declares every resource. Nothing is registered when the
+// config is invalid.
+func Deploy(ctx *pulumi.Context) (*Platform, error) {
+	cfg, err := Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := &Platform{Config: cfg}
+	p.Provider, err = docker.NewProvider(ctx, "docker", &docker.ProviderArgs{Host: pulumi.String(DockerHost(cfg.DockerHost))})
+	if err != nil {
+		return nil, fmt.Errorf("docker provider: %w", err)
+	}
+	onDocker := pulumi.Providers(p.Provider)
+	if p.Network, err = components.NewNetwork(ctx, "network", &components.NetworkArgs{Name: cfg.Prefix + "-network"}, onDocker); err != nil {
+		return nil, err
+	}
+	if p.Secrets, err = components.NewSecrets(ctx, "secrets", &components.SecretsArgs{
+		PostgresPassword:     cfg.Secrets[PostgresPasswordKey],
+		RedisPassword:        cfg.Secrets[RedisPasswordKey],
+		GrafanaAdminPassword: cfg.Secrets[GrafanaAdminPasswordKey],
+	}); err != nil {
+		return nil, err
+	}
+	runtime := components.Runtime{
+		Network: p.Network.Name,
+		Restart: cfg.Restart,
+		Health:  cfg.Health,
+		Logging: cfg.Logging,
+		Labels:  map[string]string{"maricusco.stack": ctx.Stack(), "maricusco.project": ctx.Project()},
+	}
+	service := func(name string) components.ServiceArgs {
+		return components.ServiceArgs{
+			Prefix:    cfg.Prefix,
+			Runtime:   runtime,
+			Image:     cfg.Images[name],
+			Resources: cfg.Resources[name],
+			Publish:   cfg.Ports[name],
+			Volumes:   components.VolumePolicy{Protect: cfg.Protect, DeleteOnDestroy: cfg.DeleteVolumesOnDestroy},
+		}
+	}
+	if p.Postgres, err = components.NewPostgres(ctx, "postgres", &components.PostgresArgs{
+		ServiceArgs: service("postgres"),
+		Database:    cfg.PostgresDB,
+		User:        cfg.PostgresUser,
+		Password:    p.Secrets.PostgresPassword,
+	}, onDocker); err != nil {
+		return nil, err
+	}
+	if p.Redis, err = components.NewRedis(ctx, "redis", &components.RedisArgs{
+		ServiceArgs: service("redis"),
+		Password:    p.Secrets.RedisPassword,
+	}, onDocker); err != nil {
+		return nil, err
+	}
+	if p.ChromaDB, err = components.NewChromaDB(ctx, "chromadb", &components.ChromaDBArgs{ServiceArgs: service("chromadb")}, onDocker); err != nil {
+		return nil, err
+	}
+	secretEnv := map[string]pulumi.StringInput{}
+	for k, v := range cfg.App.SecretEnv {
+		secretEnv[k] = pulumi.ToSecret(pulumi.String(v)).(pulumi.StringOutput)
+	}
+	if p.App, err = components.NewApp(ctx, "app", &components.AppArgs{
+		ServiceArgs: service("app"),
+		AppSettings: components.AppSettings{
+			Module:         cfg.App.Module,
+			Host:           cfg.App.Host,
+			Port:           cfg.App.Port,
+			Workers:        cfg.App.Workers,
+			Reload:         cfg.App.Reload,
+			ExtraArgs:      cfg.App.ExtraArgs,
+			Env:            cfg.App.Env,
+			SecretEnv:      secretEnv,
+			PostgresDB:     cfg.PostgresDB,
+			PostgresUser:   cfg.PostgresUser,
+			PostgresSecret: p.Secrets.PostgresPassword,
+			RedisSecret:    p.Secrets.RedisPassword,
+		},
+		DependsOn: []pulumi.Resource{p.Postgres.Container, p.Redis.Container, p.ChromaDB.Container},
+	}, onDocker); err != nil {
+		return nil, err
+	}
+	if p.Prometheus, err = components.NewPrometheus(ctx, "prometheus", &components.PrometheusArgs{
+		ServiceArgs: service("prometheus"),
+		PrometheusConfig: components.PrometheusConfig{
+			Stack:          ctx.Stack(),
+			ScrapeInterval: cfg.ScrapeInterval,
+			AppTargets:     []string{components.AppHost + ":" + strconv.Itoa(cfg.App.Port)},
+			ErrorRatio:     cfg.AlertErrorRatio,
+		},
+		Retention: cfg.Retention,
+	}, onDocker); err != nil {
+		return nil, err
+	}
+	if p.Grafana, err = components.NewGrafana(ctx, "grafana", &components.GrafanaArgs{
+		ServiceArgs:   service("grafana"),
+		AdminUser:     cfg.GrafanaAdminUser,
+		AdminPassword: p.Secrets.GrafanaAdminPassword,
+	}, onDocker); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// URL is how a user reaches a published service: the Docker host's name, or the bound address.
+func (p *Platform) URL(service string) string {
+	hp := p.Config.Ports[service]
+	if hp == nil {
+		return ""
+	}
+	host := hp.IP
+	if host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+		if u, err := url.Parse(DockerHost(p.Config.DockerHost)); err == nil && (u.Scheme == "ssh" || u.Scheme == "tcp") && u.Hostname() != "" {
+			host = u.Hostname()
+		}
+	}
+	return (&url.URL{Scheme: "http", Host: host + ":" + strconv.Itoa(hp.Port)}).String()
+}
+
+func (p *Platform) export(ctx *pulumi.Context) {
+	ctx.Export("appUrl", pulumi.String(p.URL("app")))
+	ctx.Export("grafanaUrl", pulumi.String(p.URL("grafana")))
+	ctx.Export("networkName", p.Network.Name)
+	ctx.Export("volumeNames", pulumi.StringMap{
+		"postgres":   p.Postgres.Volume.Name,
+		"redis":      p.Redis.Volume.Name,
+		"chromadb":   p.ChromaDB.Volume.Name,
+		"prometheus": p.Prometheus.Volume.Name,
+		"grafana":    p.Grafana.Volume.Name,
+	})
+	apps := pulumi.StringArray{}
+	for _, c := range p.App.Containers {
+		apps = append(apps, c.Name)
+	}
+	ctx.Export("containerNames", pulumi.Map{
+		"app":        apps,
+		"postgres":   p.Postgres.Container.Name,
+		"redis":      p.Redis.Container.Name,
+		"chromadb":   p.ChromaDB.Container.Name,
+		"prometheus": p.Prometheus.Container.Name,
+		"grafana":    p.Grafana.Container.Name,
+	})
+	ctx.Export("postgresConnectionString", p.Postgres.ConnectionString)
+}

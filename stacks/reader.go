@@ -1,0 +1,151 @@
+package stacks
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Namespace is the config namespace of this project's keys (`maricusco:<key>`).
+const Namespace = "maricusco"
+
+// Key describes one config key: what Pulumi.yaml declares for it and the README documents.
+type Key struct {
+	// Name is the key without its namespace.
+	Name string
+	// Type is the Pulumi.yaml type: string, integer or boolean; "object" for a structured key,
+	// which Pulumi.yaml cannot declare.
+	Type string
+	// Default is the value when the stack does not set the key (nil: none).
+	Default any
+	// Description says what the key means.
+	Description string
+	// Secret keys must be set with `pulumi config set --secret`.
+	Secret bool
+}
+
+// Problem is one invalid config value.
+type Problem struct {
+	Key     string
+	Message string
+}
+
+func (p Problem) String() string { return Namespace + ":" + p.Key + ": " + p.Message }
+
+// ConfigError lists every problem found in a stack's config.
+type ConfigError struct {
+	Problems []Problem
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "invalid stack configuration (%d problem(s)); nothing was deployed:", len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  - " + p.String())
+	}
+	return b.String()
+}
+
+// source is where config values come from: the Pulumi context, or nothing (for listing the keys).
+type source struct {
+	get      func(key string) (string, bool)
+	isSecret func(key string) bool
+}
+
+// reader reads typed keys, records each key it is asked for, and collects every problem.
+type reader struct {
+	src      source
+	keys     []Key
+	problems []Problem
+}
+
+func (r *reader) fail(key, format string, args ...any) {
+	r.problems = append(r.problems, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
+}
+
+func (r *reader) declare(k Key) (string, bool) {
+	r.keys = append(r.keys, k)
+	if r.src.get == nil {
+		return "", false
+	}
+	return r.src.get(Namespace + ":" + k.Name)
+}
+
+func (r *reader) str(name, def, desc string) string {
+	v, ok := r.declare(Key{Name: name, Type: "string", Default: def, Description: desc})
+	if !ok {
+		return def
+	}
+	return v
+}
+
+func (r *reader) integer(name string, def int, desc string) int {
+	v, ok := r.declare(Key{Name: name, Type: "integer", Default: def, Description: desc})
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		r.fail(name, "%q is not a whole number", v)
+		return def
+	}
+	return n
+}
+
+func (r *reader) boolean(name string, def bool, desc string) bool {
+	v, ok := r.declare(Key{Name: name, Type: "boolean", Default: def, Description: desc})
+	if !ok {
+		return def
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		r.fail(name, "%q is not a boolean; write true or false", v)
+		return def
+	}
+	return b
+}
+
+// secret returns the key's value and whether it is set; a value stored in plaintext is refused.
+func (r *reader) secret(name, desc string) (string, bool) {
+	v, ok := r.declare(Key{Name: name, Type: "string", Description: desc, Secret: true})
+	if !ok || v == "" {
+		return "", false
+	}
+	if !r.src.isSecret(Namespace + ":" + name) {
+		r.fail(name, "is stored in plaintext; remove it from the stack file and run `pulumi config set --secret %s <value>`", name)
+		return "", false
+	}
+	return v, true
+}
+
+// object decodes a structured key (JSON from the Pulumi CLI, which is also YAML) into out,
+// refusing fields out does not have. It reports whether the key is set.
+func (r *reader) object(name, desc string, out any, secret bool) bool {
+	v, ok := r.declare(Key{Name: name, Type: "object", Description: desc, Secret: secret})
+	if !ok {
+		return false
+	}
+	dec := yaml.NewDecoder(bytes.NewReader([]byte(v)))
+	dec.KnownFields(true)
+	if err := dec.Decode(out); err != nil {
+		r.fail(name, "cannot be read: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		return false
+	}
+	if secret && !r.src.isSecret(Namespace+":"+name) {
+		r.fail(name, "is stored in plaintext; set each entry with `pulumi config set --secret --path '%s.<NAME>' <value>`", name)
+		return false
+	}
+	return true
+}
+
+func (r *reader) err() error {
+	if len(r.problems) == 0 {
+		return nil
+	}
+	sort.SliceStable(r.problems, func(i, j int) bool { return r.problems[i].Key < r.problems[j].Key })
+	return &ConfigError{Problems: r.problems}
+}

@@ -1,0 +1,290 @@
+// Package tests runs the real Pulumi program against Pulumi's mocks, with the shipped stack files.
+package tests
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+
+	"github.com/maricusco/infra/stacks"
+)
+
+// repoRoot is where the stack files live.
+const repoRoot = ".."
+
+// StackConfig is a stack's config as the Pulumi CLI hands it to the program: every value a
+// string (objects as JSON), secrets decrypted and listed in Secrets.
+type StackConfig struct {
+	Name    string
+	Values  map[string]string
+	Secrets []string
+}
+
+// fakeSecret is what a `secure:` value of a stack file decrypts to in the tests.
+func fakeSecret(key string) string { return "s3cret-" + strings.ReplaceAll(key, ":", "-") + "-X9" }
+
+// loadStack reads Pulumi.<name>.yaml as shipped.
+func loadStack(t testing.TB, name string) StackConfig {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "Pulumi."+name+".yaml"))
+	require.NoError(t, err)
+	var doc struct {
+		Config map[string]yaml.Node `yaml:"config"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &doc), "Pulumi.%s.yaml", name)
+	sc := StackConfig{Name: name, Values: map[string]string{}}
+	for key, node := range doc.Config {
+		if node.Kind == yaml.MappingNode && len(node.Content) == 2 && node.Content[0].Value == "secure" {
+			sc.Values[key] = fakeSecret(key)
+			sc.Secrets = append(sc.Secrets, key)
+			continue
+		}
+		if node.Kind == yaml.ScalarNode {
+			sc.Values[key] = node.Value
+			continue
+		}
+		var v any
+		require.NoError(t, node.Decode(&v))
+		b, err := json.Marshal(v)
+		require.NoError(t, err)
+		sc.Values[key] = string(b)
+	}
+	return sc
+}
+
+// with returns a copy of the config with key (without namespace) set to value; a value that is
+// not a string is stored as JSON, as the CLI passes objects.
+func (s StackConfig) with(key string, value any) StackConfig {
+	out := StackConfig{Name: s.Name, Values: map[string]string{}, Secrets: append([]string(nil), s.Secrets...)}
+	for k, v := range s.Values {
+		out.Values[k] = v
+	}
+	full := stacks.Namespace + ":" + key
+	switch v := value.(type) {
+	case nil:
+		delete(out.Values, full)
+	case string:
+		out.Values[full] = v
+	default:
+		b, _ := json.Marshal(v)
+		out.Values[full] = string(b)
+	}
+	return out
+}
+
+// withSecret sets a secret value.
+func (s StackConfig) withSecret(key string, value any) StackConfig {
+	out := s.with(key, value)
+	out.Secrets = append(out.Secrets, stacks.Namespace+":"+key)
+	return out
+}
+
+// Resource is one resource the program registered.
+type Resource struct {
+	URN                 string
+	Type                string
+	Name                string
+	Custom              bool
+	Inputs              resource.PropertyMap
+	Provider            string
+	Parent              string
+	DependsOn           []string
+	Protect             bool
+	RetainOnDelete      bool
+	DeleteBeforeReplace bool
+}
+
+// mocks records every registered resource and answers like the providers would.
+type mocks struct {
+	mu        sync.Mutex
+	resources []Resource
+}
+
+func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	rpc := args.RegisterRPC
+	r := Resource{Type: args.TypeToken, Name: args.Name, Custom: args.Custom, Inputs: args.Inputs, Provider: args.Provider}
+	if rpc != nil {
+		r.Parent, r.DependsOn = rpc.GetParent(), rpc.GetDependencies()
+		r.Protect, r.RetainOnDelete, r.DeleteBeforeReplace = rpc.GetProtect(), rpc.GetRetainOnDelete(), rpc.GetDeleteBeforeReplace()
+	}
+	outputs := args.Inputs.Copy()
+	switch args.TypeToken {
+	case "docker:index/remoteImage:RemoteImage":
+		outputs["imageId"] = resource.NewProperty(imageID(args.Inputs["name"].StringValue()))
+	case "random:index/randomPassword:RandomPassword":
+		outputs["result"] = resource.MakeSecret(resource.NewProperty("generated-" + args.Name))
+	}
+	m.mu.Lock()
+	m.resources = append(m.resources, r)
+	m.mu.Unlock()
+	return args.Name + "-id", outputs, nil
+}
+
+func (m *mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
+	return args.Args, nil
+}
+
+// imageID is the mocked ID of a pulled image.
+func imageID(ref string) string {
+	sum := sha256.Sum256([]byte(ref))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// Result is what one run of the program registered and exported.
+type Result struct {
+	Resources []Resource
+	Exports   map[string]Export
+}
+
+// Export is a resolved stack output.
+type Export struct {
+	Value  any
+	Secret bool
+}
+
+// run runs the real program (stacks.Run) with the given config under Pulumi's mocks.
+func run(t testing.TB, sc StackConfig) (*Result, error) {
+	t.Helper()
+	m := &mocks{}
+	var exports map[string]pulumi.Input
+	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
+		if err := stacks.Run(ctx); err != nil {
+			return err
+		}
+		exports = ctx.GetCurrentExportMap()
+		return nil
+	}, pulumi.WithMocks(stacks.Namespace, sc.Name, m), func(info *pulumi.RunInfo) {
+		info.Config = sc.Values
+		info.ConfigSecretKeys = sc.Secrets
+	})
+	res := &Result{Resources: m.resources, Exports: map[string]Export{}}
+	sort.Slice(res.Resources, func(i, j int) bool {
+		return res.Resources[i].Type+res.Resources[i].Name < res.Resources[j].Type+res.Resources[j].Name
+	})
+	for name, in := range exports {
+		res.Exports[name] = await(t, in)
+	}
+	return res, err
+}
+
+// mustRun runs the program and fails the test on error.
+func mustRun(t testing.TB, sc StackConfig) *Result {
+	t.Helper()
+	res, err := run(t, sc)
+	require.NoError(t, err)
+	return res
+}
+
+func await(t testing.TB, in pulumi.Input) Export {
+	t.Helper()
+	out := pulumi.ToOutput(in)
+	ch := make(chan any, 1)
+	out.ApplyT(func(v any) any { ch <- v; return v })
+	return Export{Value: <-ch, Secret: pulumi.IsSecret(out)}
+}
+
+// Containers returns the Docker containers by container name.
+func (r *Result) Containers() map[string]Resource {
+	out := map[string]Resource{}
+	for _, res := range r.Resources {
+		if res.Type == "docker:index/container:Container" {
+			out[res.Inputs["name"].StringValue()] = res
+		}
+	}
+	return out
+}
+
+// Container returns the container with the given Docker name.
+func (r *Result) Container(t testing.TB, name string) Resource {
+	t.Helper()
+	c, ok := r.Containers()[name]
+	require.True(t, ok, "no container named %s; have %v", name, keys(r.Containers()))
+	return c
+}
+
+// OfType returns the resources of one type.
+func (r *Result) OfType(typ string) []Resource {
+	var out []Resource
+	for _, res := range r.Resources {
+		if res.Type == typ {
+			out = append(out, res)
+		}
+	}
+	return out
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// str reads a string input, looking through secrets.
+func str(v resource.PropertyValue) string {
+	for v.IsSecret() {
+		v = v.SecretValue().Element
+	}
+	if v.IsString() {
+		return v.StringValue()
+	}
+	return fmt.Sprint(v.V)
+}
+
+// env returns a container's environment as a map, and the names whose entry is secret.
+func env(c Resource) (map[string]string, map[string]bool) {
+	vals, secret := map[string]string{}, map[string]bool{}
+	if !c.Inputs.HasValue("envs") {
+		return vals, secret
+	}
+	for _, e := range c.Inputs["envs"].ArrayValue() {
+		k, v, _ := strings.Cut(str(e), "=")
+		vals[k] = v
+		secret[k] = e.IsSecret()
+	}
+	return vals, secret
+}
+
+// uploads returns a container's uploaded files: path to content, and whether each is secret.
+func uploads(c Resource) (map[string]string, map[string]bool) {
+	files, secret := map[string]string{}, map[string]bool{}
+	if !c.Inputs.HasValue("uploads") {
+		return files, secret
+	}
+	for _, u := range c.Inputs["uploads"].ArrayValue() {
+		obj := u.ObjectValue()
+		path := str(obj["file"])
+		files[path] = str(obj["content"])
+		secret[path] = obj["content"].IsSecret()
+	}
+	return files, secret
+}
+
+// strings reads a string array input.
+func strs(v resource.PropertyValue) []string {
+	for v.IsSecret() {
+		v = v.SecretValue().Element
+	}
+	if !v.IsArray() {
+		return nil
+	}
+	var out []string
+	for _, e := range v.ArrayValue() {
+		out = append(out, str(e))
+	}
+	return out
+}
