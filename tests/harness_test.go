@@ -288,3 +288,15 @@ func strs(v resource.PropertyValue) []string {
 	}
 	return out
 }
+
+// defaultKey is a key's default as the program declares it.
+func defaultKey(t testing.TB, name string) any {
+	t.Helper()
+	for _, k := range stacks.Keys() {
+		if k.Name == name {
+			return k.Default
+		}
+	}
+	t.Fatalf("no config key %s", name)
+	return nil
+}

@@ -1,18 +1,473 @@
 package tests
 
 import (
+	"fmt"
+	"sort"
+	"strings"
 	"testing"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/maricusco/infra/stacks"
 )
 
 var shippedStacks = []string{"dev", "prod"}
 
-func TestShippedStacksDeploy(t *testing.T) {
+// seedContainers are the seed's container names, by service.
+var seedContainers = map[string]string{
+	"app":        "maricusco-app",
+	"postgres":   "maricusco-postgres",
+	"redis":      "maricusco-redis",
+	"chromadb":   "maricusco-chromadb",
+	"prometheus": "maricusco-prometheus",
+	"grafana":    "maricusco-grafana",
+}
+
+const (
+	containerType = "docker:index/container:Container"
+	volumeType    = "docker:index/volume:Volume"
+	networkType   = "docker:index/network:Network"
+	imageType     = "docker:index/remoteImage:RemoteImage"
+	providerType  = "pulumi:providers:docker"
+	passwordType  = "random:index/randomPassword:RandomPassword"
+)
+
+// forEachStack runs the program once per shipped stack file and hands the result to check.
+func forEachStack(t *testing.T, check func(t *testing.T, stack string, res *Result)) {
 	for _, name := range shippedStacks {
 		t.Run(name, func(t *testing.T) {
-			res := mustRun(t, loadStack(t, name))
-			assert.Len(t, res.Containers(), 6)
+			check(t, name, mustRun(t, loadStack(t, name)))
 		})
+	}
+}
+
+func TestEveryStackHasOneBridgeNetworkNamedAsTheSeed(t *testing.T) {
+	forEachStack(t, func(t *testing.T, _ string, res *Result) {
+		nets := res.OfType(networkType)
+		require.Len(t, nets, 1)
+		assert.Equal(t, "maricusco-network", nets[0].Inputs["name"].StringValue())
+		assert.Equal(t, "bridge", nets[0].Inputs["driver"].StringValue())
+		for name, c := range res.Containers() {
+			na := c.Inputs["networksAdvanced"].ArrayValue()
+			require.Len(t, na, 1, name)
+			assert.Equal(t, "maricusco-network", str(na[0].ObjectValue()["name"]), name)
+		}
+	})
+}
+
+func TestFiveComposeNamedVolumesMountedAtTheImagesDataPaths(t *testing.T) {
+	want := map[string]struct{ container, path string }{
+		"maricusco_postgres_data":   {"maricusco-postgres", "/var/lib/postgresql/data"},
+		"maricusco_redis_data":      {"maricusco-redis", "/data"},
+		"maricusco_chromadb_data":   {"maricusco-chromadb", "/data"},
+		"maricusco_prometheus_data": {"maricusco-prometheus", "/prometheus"},
+		"maricusco_grafana_data":    {"maricusco-grafana", "/var/lib/grafana"},
+	}
+	forEachStack(t, func(t *testing.T, _ string, res *Result) {
+		vols := res.OfType(volumeType)
+		var names []string
+		for _, v := range vols {
+			names = append(names, v.Inputs["name"].StringValue())
+		}
+		assert.ElementsMatch(t, keys(want), names)
+		for vol, w := range want {
+			c := res.Container(t, w.container)
+			var mounts []string
+			for _, m := range c.Inputs["volumes"].ArrayValue() {
+				o := m.ObjectValue()
+				mounts = append(mounts, str(o["volumeName"])+":"+str(o["containerPath"]))
+			}
+			assert.Contains(t, mounts, vol+":"+w.path)
+		}
+		assert.False(t, res.Container(t, "maricusco-app").Inputs.HasValue("volumes"), "the app keeps no data")
+	})
+}
+
+func TestSixContainersWithSeedNamesAliasesRestartAndPinnedImages(t *testing.T) {
+	aliases := map[string]string{"maricusco-app": "app", "maricusco-postgres": "postgres", "maricusco-redis": "redis",
+		"maricusco-chromadb": "chromadb", "maricusco-prometheus": "prometheus", "maricusco-grafana": "grafana"}
+	forEachStack(t, func(t *testing.T, stack string, res *Result) {
+		cfg := loadStack(t, stack)
+		assert.ElementsMatch(t, keys(aliases), keys(res.Containers()))
+		images := map[string]string{}
+		for _, img := range res.OfType(imageType) {
+			images[imageID(img.Inputs["name"].StringValue())] = img.Inputs["name"].StringValue()
+			assert.True(t, img.Inputs["keepLocally"].BoolValue(), "an image other stacks may use stays on the host")
+		}
+		for svc, name := range seedContainers {
+			c := res.Container(t, name)
+			na := c.Inputs["networksAdvanced"].ArrayValue()[0].ObjectValue()
+			assert.Equal(t, []string{aliases[name]}, strs(na["aliases"]), name)
+			assert.Equal(t, "unless-stopped", c.Inputs["restart"].StringValue(), name)
+			ref, ok := images[c.Inputs["image"].StringValue()]
+			require.True(t, ok, "%s runs an image the program pulls", name)
+			wantRef := defaultKey(t, svc+"Image").(string)
+			if v, set := cfg.Values["maricusco:"+svc+"Image"]; set {
+				wantRef = v
+			}
+			assert.Equal(t, wantRef, ref, name)
+			assert.Regexp(t, `^[^@]+:[^:/@]+$|@sha256:`, ref, "%s pins its image", name)
+		}
+		assert.Contains(t, images[res.Container(t, "maricusco-postgres").Inputs["image"].StringValue()], "timescale/timescaledb:")
+	})
+}
+
+func TestEveryDockerResourceUsesTheExplicitProvider(t *testing.T) {
+	forEachStack(t, func(t *testing.T, _ string, res *Result) {
+		providers := res.OfType(providerType)
+		require.Len(t, providers, 1)
+		for _, r := range res.Resources {
+			if strings.HasPrefix(r.Type, "docker:") {
+				assert.True(t, strings.HasPrefix(r.Provider, "urn:pulumi:"+"") && strings.Contains(r.Provider, "pulumi:providers:docker::docker::"),
+					"%s %s uses provider %q", r.Type, r.Name, r.Provider)
+			}
+		}
+	})
+}
+
+func TestDockerHostComesFromConfigThenDockerHostThenTheLocalSocket(t *testing.T) {
+	dev := loadStack(t, "dev")
+	cases := []struct {
+		name, config, env, want string
+	}{
+		{"local socket when nothing is set", "", "", "unix:///var/run/docker.sock"},
+		{"DOCKER_HOST like the docker CLI", "", "tcp://build-host:2376", "tcp://build-host:2376"},
+		{"config wins over DOCKER_HOST", "ssh://deploy@docker.example", "tcp://build-host:2376", "ssh://deploy@docker.example"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("DOCKER_HOST", tc.env)
+			sc := dev
+			if tc.config != "" {
+				sc = dev.with("dockerHost", tc.config)
+			}
+			res := mustRun(t, sc)
+			p := res.OfType(providerType)
+			require.Len(t, p, 1)
+			assert.Equal(t, tc.want, p[0].Inputs["host"].StringValue())
+		})
+	}
+}
+
+func TestAppRunsAsUID1000OnPort8000WithTheSeedSettings(t *testing.T) {
+	want := map[string]map[string]string{
+		"dev":  {"UVICORN_WORKERS": "1", "EXTRA_UVICORN_ARGS": "--log-level debug"},
+		"prod": {"UVICORN_WORKERS": "4", "EXTRA_UVICORN_ARGS": "--log-level info"},
+	}
+	forEachStack(t, func(t *testing.T, stack string, res *Result) {
+		app := res.Container(t, "maricusco-app")
+		assert.Equal(t, "1000", app.Inputs["user"].StringValue())
+		vars, _ := env(app)
+		expected := map[string]string{
+			"APP_MODULE": "maricusco.api.app:app", "APP_HOST": "0.0.0.0", "APP_PORT": "8000", "UVICORN_RELOAD": "false",
+			"POSTGRES_HOST": "postgres", "POSTGRES_PORT": "5432", "POSTGRES_DB": "maricusco", "POSTGRES_USER": "maricusco",
+			"REDIS_HOST": "redis", "REDIS_PORT": "6379", "CHROMADB_HOST": "chromadb", "CHROMADB_PORT": "8000",
+		}
+		for k, v := range want[stack] {
+			expected[k] = v
+		}
+		for k, v := range expected {
+			assert.Equal(t, v, vars[k], k)
+		}
+		ports := app.Inputs["ports"].ArrayValue()
+		require.Len(t, ports, 1)
+		assert.Equal(t, 8000.0, ports[0].ObjectValue()["internal"].NumberValue())
+	})
+}
+
+func TestAppSettingsAndExtraEnvironmentAreOverridablePerStack(t *testing.T) {
+	sc := loadStack(t, "prod").
+		with("appUvicornWorkers", "8").
+		with("appModule", "maricusco.api.v2:app").
+		with("appEnv", map[string]string{"FEATURE_X": "on"}).
+		withSecret("appSecretEnv", map[string]string{"BROKER_API_KEY": "k3y-value-abc"})
+	app := mustRun(t, sc).Container(t, "maricusco-app")
+	vars, secret := env(app)
+	assert.Equal(t, "8", vars["UVICORN_WORKERS"])
+	assert.Equal(t, "maricusco.api.v2:app", vars["APP_MODULE"])
+	assert.Equal(t, "on", vars["FEATURE_X"])
+	assert.False(t, secret["FEATURE_X"])
+	assert.Equal(t, "k3y-value-abc", vars["BROKER_API_KEY"])
+	assert.True(t, secret["BROKER_API_KEY"], "a secret variable stays secret in the state")
+}
+
+func TestLimitsAndReservationsAreTheSeedsInDockerUnits(t *testing.T) {
+	// cpus, memory MiB, CPU shares (1024 per reserved CPU), memory reservation MiB.
+	want := map[string]struct {
+		cpus              string
+		memory, shares    float64
+		memoryReservation float64
+	}{
+		"maricusco-app":        {"2", 4096, 512, 512},
+		"maricusco-postgres":   {"2", 2048, 512, 512},
+		"maricusco-redis":      {"1", 1024, 256, 256},
+		"maricusco-chromadb":   {"2", 2048, 512, 512},
+		"maricusco-grafana":    {"1", 512, 256, 128},
+		"maricusco-prometheus": {"1", 1024, 256, 256},
+	}
+	forEachStack(t, func(t *testing.T, _ string, res *Result) {
+		for name, w := range want {
+			c := res.Container(t, name)
+			assert.Equal(t, w.cpus, c.Inputs["cpus"].StringValue(), name)
+			assert.Equal(t, w.memory, c.Inputs["memory"].NumberValue(), name)
+			assert.Equal(t, w.shares, c.Inputs["cpuShares"].NumberValue(), name)
+			assert.Equal(t, w.memoryReservation, c.Inputs["memoryReservation"].NumberValue(), name)
+		}
+	})
+}
+
+func TestAServicesLimitsCanBeOverriddenPerStack(t *testing.T) {
+	sc := loadStack(t, "prod").with("resources", map[string]any{
+		"redis": map[string]any{"limits": map[string]string{"memory": "2G"}, "reservations": map[string]string{"cpus": "0.5"}},
+	})
+	res := mustRun(t, sc)
+	redis := res.Container(t, "maricusco-redis")
+	assert.Equal(t, 2048.0, redis.Inputs["memory"].NumberValue())
+	assert.Equal(t, 512.0, redis.Inputs["cpuShares"].NumberValue())
+	assert.Equal(t, "1", redis.Inputs["cpus"].StringValue(), "fields not overridden keep the seed's value")
+	assert.Equal(t, 4096.0, res.Container(t, "maricusco-app").Inputs["memory"].NumberValue(), "other services keep theirs")
+}
+
+func TestHealthchecksAreTheSeedsWithAFastStartPhase(t *testing.T) {
+	// The first word of each test is a program the pinned image ships (DESIGN.md, README).
+	want := map[string][]string{
+		"maricusco-app":        {"CMD", "/usr/local/bin/healthcheck"},
+		"maricusco-postgres":   {"CMD", "pg_isready"},
+		"maricusco-redis":      {"CMD-SHELL", "REDISCLI_AUTH="},
+		"maricusco-chromadb":   {"CMD", "/bin/bash"},
+		"maricusco-prometheus": {"CMD", "wget"},
+		"maricusco-grafana":    {"CMD", "wget"},
+	}
+	contains := map[string]string{
+		"maricusco-postgres":   "-U maricusco -d maricusco",
+		"maricusco-redis":      "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG",
+		"maricusco-chromadb":   "GET /api/v2/heartbeat",
+		"maricusco-prometheus": "http://127.0.0.1:9090/-/healthy",
+		"maricusco-grafana":    "http://127.0.0.1:3000/api/health",
+	}
+	forEachStack(t, func(t *testing.T, _ string, res *Result) {
+		for name, prefix := range want {
+			c := res.Container(t, name)
+			hc := c.Inputs["healthcheck"].ObjectValue()
+			test := strs(hc["tests"])
+			require.GreaterOrEqual(t, len(test), 2, name)
+			assert.Equal(t, prefix[0], test[0], name)
+			assert.True(t, strings.HasPrefix(test[1], prefix[1]), "%s healthcheck %v", name, test)
+			assert.Contains(t, strings.Join(test, " "), contains[name], name)
+			assert.Equal(t, "30s", hc["interval"].StringValue(), name)
+			assert.Equal(t, "2s", hc["timeout"].StringValue(), name)
+			assert.Equal(t, "2s", hc["startInterval"].StringValue(), "%s checks fast while starting", name)
+			assert.Equal(t, "1m0s", hc["startPeriod"].StringValue(), name)
+			assert.True(t, c.Inputs["wait"].BoolValue(), "%s is created only once healthy", name)
+		}
+	})
+}
+
+func TestTheAppIsCreatedOnlyAfterTheDataServicesAndNothingElseWaits(t *testing.T) {
+	forEachStack(t, func(t *testing.T, _ string, res *Result) {
+		app := res.Container(t, "maricusco-app")
+		var appDeps []string
+		for _, d := range app.DependsOn {
+			if strings.Contains(d, containerType+"::") {
+				appDeps = append(appDeps, d[strings.LastIndex(d, "::")+2:])
+			}
+		}
+		assert.ElementsMatch(t, []string{"postgres-container", "redis-container", "chromadb-container"}, appDeps)
+		for name, c := range res.Containers() {
+			if name == "maricusco-app" {
+				continue
+			}
+			for _, d := range c.DependsOn {
+				assert.NotContains(t, d, containerType, "%s need not wait for another container, so Pulumi creates it at once", name)
+			}
+		}
+	})
+}
+
+func TestProdPublishesOnlyPorts8000And3000(t *testing.T) {
+	res := mustRun(t, loadStack(t, "prod"))
+	published := publishedPorts(res)
+	assert.Equal(t, map[string]string{"maricusco-app": "0.0.0.0:8000->8000", "maricusco-grafana": "0.0.0.0:3000->3000"}, published)
+}
+
+func TestDevPublishesEveryServiceOnLoopbackOnly(t *testing.T) {
+	res := mustRun(t, loadStack(t, "dev"))
+	assert.Equal(t, map[string]string{
+		"maricusco-app":        "127.0.0.1:8000->8000",
+		"maricusco-grafana":    "127.0.0.1:3000->3000",
+		"maricusco-postgres":   "127.0.0.1:5432->5432",
+		"maricusco-redis":      "127.0.0.1:6379->6379",
+		"maricusco-chromadb":   "127.0.0.1:8001->8000",
+		"maricusco-prometheus": "127.0.0.1:9090->9090",
+	}, publishedPorts(res))
+}
+
+func publishedPorts(res *Result) map[string]string {
+	out := map[string]string{}
+	for name, c := range res.Containers() {
+		if !c.Inputs.HasValue("ports") {
+			continue
+		}
+		var ps []string
+		for _, p := range c.Inputs["ports"].ArrayValue() {
+			o := p.ObjectValue()
+			ps = append(ps, fmt.Sprintf("%s:%v->%v", str(o["ip"]), o["external"].NumberValue(), o["internal"].NumberValue()))
+		}
+		sort.Strings(ps)
+		out[name] = strings.Join(ps, ",")
+	}
+	return out
+}
+
+func TestNoProdImageIsLatest(t *testing.T) {
+	res := mustRun(t, loadStack(t, "prod"))
+	for _, img := range res.OfType(imageType) {
+		ref := img.Inputs["name"].StringValue()
+		assert.NotContains(t, ref, ":latest", ref)
+		assert.Regexp(t, `:[^/]+$|@sha256:`, ref)
+	}
+}
+
+func TestGeneratedSecretsAreSecretAndDeliveredAsFiles(t *testing.T) {
+	forEachStack(t, func(t *testing.T, _ string, res *Result) {
+		generated := map[string]bool{}
+		for _, pw := range res.OfType(passwordType) {
+			generated[pw.Name] = true
+		}
+		assert.Equal(t, map[string]bool{"postgres-password": true, "redis-password": true, "grafana-admin-password": true}, generated,
+			"a secret the stack does not set is generated")
+		checkSecretFile(t, res, "maricusco-postgres", "POSTGRES_PASSWORD_FILE", "generated-postgres-password")
+		checkSecretFile(t, res, "maricusco-app", "POSTGRES_PASSWORD_FILE", "generated-postgres-password")
+		checkSecretFile(t, res, "maricusco-app", "REDIS_PASSWORD_FILE", "generated-redis-password")
+		checkSecretFile(t, res, "maricusco-grafana", "GF_SECURITY_ADMIN_PASSWORD__FILE", "generated-grafana-admin-password")
+		files, secret := uploads(res.Container(t, "maricusco-redis"))
+		assert.Contains(t, files["/run/maricusco/redis.conf"], `requirepass "generated-redis-password"`)
+		assert.True(t, secret["/run/maricusco/redis.conf"], "redis.conf holds the password, so it is secret")
+		assertNoPlainSecret(t, res, "generated-")
+	})
+}
+
+func TestConfiguredSecretsReplaceGeneratedOnes(t *testing.T) {
+	sc := loadStack(t, "prod").
+		withSecret(stacks.PostgresPasswordKey, "pg-Secret-from-config-1").
+		withSecret(stacks.GrafanaAdminPasswordKey, "graf-Secret-from-config-2")
+	res := mustRun(t, sc)
+	var generated []string
+	for _, pw := range res.OfType(passwordType) {
+		generated = append(generated, pw.Name)
+	}
+	assert.Equal(t, []string{"redis-password"}, generated)
+	checkSecretFile(t, res, "maricusco-postgres", "POSTGRES_PASSWORD_FILE", "pg-Secret-from-config-1")
+	checkSecretFile(t, res, "maricusco-grafana", "GF_SECURITY_ADMIN_PASSWORD__FILE", "graf-Secret-from-config-2")
+	assertNoPlainSecret(t, res, "pg-Secret-from-config-1")
+	assertNoPlainSecret(t, res, "graf-Secret-from-config-2")
+	conn := res.Exports["postgresConnectionString"]
+	assert.True(t, conn.Secret)
+	assert.Equal(t, "postgresql://maricusco:pg-Secret-from-config-1@postgres:5432/maricusco", conn.Value)
+}
+
+// checkSecretFile asserts that the container reads a secret from the file its variable names,
+// and that the file's content is that secret, marked secret.
+func checkSecretFile(t *testing.T, res *Result, container, variable, value string) {
+	t.Helper()
+	c := res.Container(t, container)
+	vars, _ := env(c)
+	path := vars[variable]
+	require.NotEmpty(t, path, "%s has %s", container, variable)
+	files, secret := uploads(c)
+	assert.Equal(t, value, files[path], "%s: %s", container, path)
+	assert.True(t, secret[path], "%s: %s is secret", container, path)
+}
+
+// assertNoPlainSecret fails when a value containing needle appears unmarked in any resource's inputs.
+func assertNoPlainSecret(t *testing.T, res *Result, needle string) {
+	t.Helper()
+	for _, r := range res.Resources {
+		walkPlain(r.Inputs, func(path, s string) {
+			assert.NotContains(t, s, needle, "%s %s: %s holds a secret in plaintext", r.Type, r.Name, path)
+		})
+	}
+}
+
+func walkPlain(m resource.PropertyMap, visit func(path, s string)) {
+	var walk func(path string, v resource.PropertyValue)
+	walk = func(path string, v resource.PropertyValue) {
+		switch {
+		case v.IsSecret():
+			return
+		case v.IsString():
+			visit(path, v.StringValue())
+		case v.IsArray():
+			for i, e := range v.ArrayValue() {
+				walk(fmt.Sprintf("%s[%d]", path, i), e)
+			}
+		case v.IsObject():
+			for k, e := range v.ObjectValue() {
+				walk(path+"."+string(k), e)
+			}
+		}
+	}
+	for k, v := range m {
+		walk(string(k), v)
+	}
+}
+
+func TestStackFilesHoldNoPlaintextSecret(t *testing.T) {
+	for _, name := range shippedStacks {
+		t.Run(name, func(t *testing.T) {
+			sc := loadStack(t, name)
+			for _, k := range stacks.Keys() {
+				full := stacks.Namespace + ":" + k.Name
+				if _, set := sc.Values[full]; set && k.Secret {
+					assert.Contains(t, sc.Secrets, full, "%s must be set with `pulumi config set --secret`", full)
+				}
+			}
+		})
+	}
+}
+
+func TestOutputsNameWhatWasDeployed(t *testing.T) {
+	want := map[string]map[string]any{
+		"dev":  {"appUrl": "http://127.0.0.1:8000", "grafanaUrl": "http://127.0.0.1:3000"},
+		"prod": {"appUrl": "http://localhost:8000", "grafanaUrl": "http://localhost:3000"},
+	}
+	forEachStack(t, func(t *testing.T, stack string, res *Result) {
+		for k, v := range want[stack] {
+			assert.Equal(t, v, res.Exports[k].Value, k)
+			assert.False(t, res.Exports[k].Secret, k)
+		}
+		assert.Equal(t, "maricusco-network", res.Exports["networkName"].Value)
+		assert.Equal(t, map[string]string{
+			"postgres": "maricusco_postgres_data", "redis": "maricusco_redis_data", "chromadb": "maricusco_chromadb_data",
+			"prometheus": "maricusco_prometheus_data", "grafana": "maricusco_grafana_data",
+		}, res.Exports["volumeNames"].Value)
+		names := res.Exports["containerNames"].Value.(map[string]any)
+		assert.Equal(t, []string{"maricusco-app"}, names["app"])
+		for svc, name := range seedContainers {
+			if svc != "app" {
+				assert.Equal(t, name, names[svc], svc)
+			}
+		}
+		conn := res.Exports["postgresConnectionString"]
+		assert.True(t, conn.Secret, "the connection string carries the password")
+		assert.Equal(t, "postgresql://maricusco:generated-postgres-password@postgres:5432/maricusco", conn.Value)
+	})
+}
+
+func TestDataVolumesOutliveContainers(t *testing.T) {
+	forEachStack(t, func(t *testing.T, stack string, res *Result) {
+		for _, v := range res.OfType(volumeType) {
+			assert.True(t, v.RetainOnDelete, "%s is kept in Docker when Pulumi deletes it", v.Name)
+			assert.Equal(t, stack == "prod", v.Protect, "%s is protected in prod only", v.Name)
+		}
+		for name, c := range res.Containers() {
+			assert.True(t, c.DeleteBeforeReplace, "%s has a fixed name, so it is deleted before its replacement", name)
+		}
+	})
+	res := mustRun(t, loadStack(t, "dev").with("deleteVolumesOnDestroy", "true"))
+	for _, v := range res.OfType(volumeType) {
+		assert.False(t, v.RetainOnDelete, "%s: the stack asked for deletion", v.Name)
 	}
 }

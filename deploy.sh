@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs a Pulumi operation on one stack with the local file backend: no account, no network
+# besides the Docker host and the registries the images and provider plugins come from.
+#
+#   PULUMI_CONFIG_PASSPHRASE=... ./deploy.sh <dev|prod> [preview|up|refresh|destroy] [pulumi flags...]
+#
+# State goes to ./.pulumi-state unless PULUMI_BACKEND_URL names another backend. The passphrase
+# encrypts the stack's secrets; keep it, or the state's secrets cannot be read again.
+set -euo pipefail
+
+usage() { echo "usage: PULUMI_CONFIG_PASSPHRASE=... $0 <dev|prod> [preview|up|refresh|destroy] [pulumi flags...]" >&2; exit 2; }
+[ $# -ge 1 ] || usage
+stack=$1; action=${2:-preview}
+shift; [ $# -ge 1 ] && shift
+case "$stack" in dev|prod) ;; *) echo "unknown stack '$stack': this project ships Pulumi.dev.yaml and Pulumi.prod.yaml" >&2; usage ;; esac
+case "$action" in preview|up|refresh|destroy) ;; *) echo "unknown action '$action'" >&2; usage ;; esac
+
+cd "$(dirname "$0")"
+if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
+  echo "set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE): it encrypts this stack's secrets" >&2
+  exit 2
+fi
+PULUMI=${PULUMI:-$(command -v pulumi || true)}
+[ -n "$PULUMI" ] || PULUMI=$PWD/bin/pulumi
+if [ ! -x "$PULUMI" ]; then
+  echo "no pulumi CLI found: install it, or build it into bin/ (README: 'The Pulumi CLI')" >&2
+  exit 2
+fi
+if [ -z "${PULUMI_BACKEND_URL:-}" ]; then
+  mkdir -p .pulumi-state
+  export PULUMI_BACKEND_URL="file://$PWD/.pulumi-state"
+fi
+export PULUMI_SKIP_UPDATE_CHECK=true
+
+"$PULUMI" stack select --create "$stack" --non-interactive >/dev/null
+exec "$PULUMI" "$action" --stack "$stack" "$@"

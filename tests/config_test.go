@@ -1,0 +1,190 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+
+	"github.com/maricusco/infra/stacks"
+)
+
+func TestBadConfigIsRefusedBeforeAnyResourceWithTheKeyValueAndFix(t *testing.T) {
+	dev, prod := loadStack(t, "dev"), loadStack(t, "prod")
+	limit := func(svc, field, value string) map[string]any {
+		return map[string]any{svc: map[string]any{"limits": map[string]string{field: value}}}
+	}
+	cases := []struct {
+		name  string
+		stack StackConfig
+		want  []string
+	}{
+		{"a negative size", dev.with("resources", limit("app", "memory", "-1G")),
+			[]string{"maricusco:resources.app.limits.memory", `"-1G" is not a size`, "e.g. 4G, 512M"}},
+		{"4GB instead of 4G", dev.with("resources", limit("postgres", "memory", "4GB")),
+			[]string{"maricusco:resources.postgres.limits.memory", `"4GB" is not a size`, "one of b, k, m, g"}},
+		{"a CPU count that is not a number", dev.with("resources", limit("redis", "cpus", "two")),
+			[]string{"maricusco:resources.redis.limits.cpus", `"two" is not a CPU count`}},
+		{"a reservation above its limit", dev.with("resources", map[string]any{"grafana": map[string]any{"reservations": map[string]string{"memory": "1G"}}}),
+			[]string{"maricusco:resources.grafana.reservations.memory", "1G is above the limit 512M"}},
+		{"an unknown service name in resources", dev.with("resources", limit("mysql", "memory", "1G")),
+			[]string{"maricusco:resources.mysql", "unknown service; use one of app, postgres, redis, chromadb, prometheus, grafana"}},
+		{"an unknown field in resources", dev.with("resources", map[string]any{"app": map[string]any{"limit": map[string]string{"memory": "1G"}}}),
+			[]string{"maricusco:resources", "field limit not found"}},
+		{"two services on one host port", dev.with("ports", map[string]string{"chromadb": "127.0.0.1:8000"}),
+			[]string{"maricusco:ports.chromadb", "host port 8000 is already taken by app"}},
+		{"a port out of range", prod.with("ports", map[string]string{"grafana": "0.0.0.0:70000"}),
+			[]string{"maricusco:ports.grafana", `port "70000" is out of range; use 1 to 65535`}},
+		{"an unknown service name in ports", prod.with("ports", map[string]string{"nginx": "8080"}),
+			[]string{"maricusco:ports.nginx", "unknown service"}},
+		{"a host address that is not an IP", prod.with("ports", map[string]string{"grafana": "example.com:3000"}),
+			[]string{"maricusco:ports.grafana", `"example.com" is not an IP address`}},
+		{"latest in prod", prod.with("appImage", "maricusco:latest"),
+			[]string{"maricusco:appImage", `"maricusco:latest" is not pinned; prod needs a fixed tag or a digest`}},
+		{"an untagged image in prod", prod.with("redisImage", "redis"),
+			[]string{"maricusco:redisImage", `"redis" is not pinned`}},
+		{"an image reference Docker cannot parse", dev.with("grafanaImage", "Grafana/Grafana:11"),
+			[]string{"maricusco:grafanaImage", "is not an image reference"}},
+		{"zero replicas", dev.with("appReplicas", "0"),
+			[]string{"maricusco:appReplicas", "0 is out of range; run 1 to 100 instances"}},
+		{"a replica count that is not a number", dev.with("appReplicas", "two"),
+			[]string{"maricusco:appReplicas", `"two" is not a whole number`}},
+		{"a duration without a unit", dev.with("healthcheckInterval", "30"),
+			[]string{"maricusco:healthcheckInterval", `"30" is not a positive duration`}},
+		{"a timeout longer than the interval", dev.with("healthcheckTimeout", "45s"),
+			[]string{"maricusco:healthcheckTimeout", "45s must be shorter than healthcheckInterval (30s)"}},
+		{"a restart policy Docker does not know", dev.with("restartPolicy", "sometimes"),
+			[]string{"maricusco:restartPolicy", `"sometimes" is not a restart policy`}},
+		{"a stack that is neither dev nor prod", dev.with("environment", "staging"),
+			[]string{"maricusco:environment", `"staging" is not an environment; set dev or prod`}},
+		{"a password in plaintext", prod.with(stacks.PostgresPasswordKey, "hunter2-hunter2"),
+			[]string{"maricusco:postgresPassword", "is stored in plaintext", "pulumi config set --secret postgresPassword"}},
+		{"secret app environment in plaintext", prod.with("appSecretEnv", map[string]string{"API_KEY": "abc"}),
+			[]string{"maricusco:appSecretEnv", "is stored in plaintext"}},
+		{"a weak secret", prod.withSecret(stacks.GrafanaAdminPasswordKey, "admin"),
+			[]string{"maricusco:grafanaAdminPassword", "too weak"}},
+		{"reload in prod", prod.with("appUvicornReload", "true"),
+			[]string{"maricusco:appUvicornReload", "prod must run with false"}},
+		{"an app variable the program manages", dev.with("appEnv", map[string]string{"POSTGRES_HOST": "db"}),
+			[]string{"maricusco:appEnv.POSTGRES_HOST", "is set by the program"}},
+		{"a retention Prometheus cannot read", dev.with("prometheusRetention", "two weeks"),
+			[]string{"maricusco:prometheusRetention", `"two weeks" is not a positive Prometheus duration`}},
+		{"an error ratio above 1", dev.with("alertErrorRatio", "5"),
+			[]string{"maricusco:alertErrorRatio", "between 0 and 1"}},
+		{"a Docker host that is not a URL", dev.with("dockerHost", "my-server"),
+			[]string{"maricusco:dockerHost", `"my-server" is not a Docker host`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := run(t, tc.stack)
+			require.Error(t, err)
+			for _, w := range tc.want {
+				assert.Contains(t, err.Error(), w)
+			}
+			assert.Empty(t, res.Resources, "nothing may be registered when the config is bad")
+		})
+	}
+}
+
+func TestEveryConfigProblemIsReportedAtOnce(t *testing.T) {
+	sc := loadStack(t, "prod").
+		with("appImage", "maricusco:latest").
+		with("appReplicas", "-1").
+		with("ports", map[string]string{"grafana": "8000"}).
+		with("resources", map[string]any{"app": map[string]any{"limits": map[string]string{"memory": "4GB"}}})
+	_, err := run(t, sc)
+	require.Error(t, err)
+	var cfgErr *stacks.ConfigError
+	require.ErrorAs(t, err, &cfgErr)
+	var keys []string
+	for _, p := range cfgErr.Problems {
+		keys = append(keys, p.Key)
+	}
+	assert.ElementsMatch(t, []string{"appImage", "appReplicas", "ports.grafana", "resources.app.limits.memory"}, keys)
+	assert.Contains(t, err.Error(), "4 problem(s)")
+}
+
+// projectConfig reads Pulumi.yaml through Pulumi's own loader, which validates it against the
+// project file schema.
+func projectConfig(t *testing.T) map[string]workspace.ProjectConfigType {
+	t.Helper()
+	proj, err := workspace.LoadProject(filepath.Join(repoRoot, "Pulumi.yaml"))
+	require.NoError(t, err)
+	assert.Equal(t, "maricusco", proj.Name.String())
+	assert.Equal(t, "go", proj.Runtime.Name())
+	return proj.Config
+}
+
+func TestPulumiYamlDeclaresEveryScalarKeyAsTheProgramDefaultsIt(t *testing.T) {
+	declared := projectConfig(t)
+	seen := map[string]bool{}
+	for _, k := range stacks.Keys() {
+		if k.Type == "object" || k.Secret {
+			// Pulumi.yaml can declare neither objects nor optional secrets (a declared key without a
+			// default is required, and a secret's default would be stored in plaintext).
+			assert.NotContains(t, declared, k.Name)
+			continue
+		}
+		seen[k.Name] = true
+		d, ok := declared[k.Name]
+		if !assert.True(t, ok, "Pulumi.yaml declares %s", k.Name) {
+			continue
+		}
+		require.NotNil(t, d.Type, k.Name)
+		assert.Equal(t, k.Type, *d.Type, k.Name)
+		assert.Equal(t, k.Default, d.Default, k.Name)
+		assert.Equal(t, k.Description, d.Description, k.Name)
+	}
+	for name := range declared {
+		assert.True(t, seen[name], "Pulumi.yaml declares %s, which the program does not read", name)
+	}
+}
+
+func TestShippedStackValuesHaveTheDeclaredTypes(t *testing.T) {
+	declared := projectConfig(t)
+	for _, name := range shippedStacks {
+		t.Run(name, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join(repoRoot, "Pulumi."+name+".yaml"))
+			require.NoError(t, err)
+			var doc struct {
+				Config map[string]any `yaml:"config"`
+			}
+			require.NoError(t, yaml.Unmarshal(raw, &doc))
+			known := map[string]bool{}
+			for _, k := range stacks.Keys() {
+				known[k.Name] = true
+			}
+			for full, value := range doc.Config {
+				key, ok := strings.CutPrefix(full, stacks.Namespace+":")
+				require.True(t, ok, "%s is in the %s namespace", full, stacks.Namespace)
+				assert.True(t, known[key], "%s is a key the program reads", full)
+				if d, ok := declared[key]; ok && d.Type != nil {
+					assert.True(t, workspace.ValidateConfigValue(*d.Type, d.Items, value), "%s = %v is a %s", full, value, *d.Type)
+				}
+			}
+		})
+	}
+}
+
+func TestReadmeDocumentsEveryConfigKeyWithItsDefault(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	require.NoError(t, err)
+	readme := string(raw)
+	for _, k := range stacks.Keys() {
+		row := "| `" + k.Name + "` |"
+		if !assert.Contains(t, readme, row, "README's config reference lists %s", k.Name) {
+			continue
+		}
+		line := readme[strings.Index(readme, row):]
+		line = line[:strings.Index(line, "\n")]
+		if k.Default != nil && k.Default != "" {
+			assert.Contains(t, line, fmt.Sprintf("`%v`", k.Default), "README gives %s's default", k.Name)
+		}
+	}
+}
