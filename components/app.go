@@ -36,16 +36,23 @@ type AppSettings struct {
 type AppArgs struct {
 	ServiceArgs
 	AppSettings
+	// Replicas is the number of instances. One instance is the seed's `maricusco-app` and publishes
+	// the port itself; more instances publish nothing and a load balancer publishes the port.
+	Replicas int
+	// LoadBalancer configures the load balancer in front of several instances.
+	LoadBalancer ServiceArgs
 	// DependsOn are the data services that must be healthy before the application starts.
 	DependsOn []pulumi.Resource
 }
 
-// App is the Maricusco FastAPI application.
+// App is the Maricusco FastAPI application: one container, or several behind a load balancer.
 type App struct {
 	pulumi.ResourceState
 
-	// Containers are the application's containers.
+	// Containers are the application's instances.
 	Containers []*docker.Container
+	// LoadBalancer fronts the instances when there are several (nil otherwise).
+	LoadBalancer *LoadBalancer
 }
 
 // NewApp declares the application.
@@ -85,7 +92,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 	for _, k := range slices.Sorted(maps.Keys(s.SecretEnv)) {
 		env = append(env, pulumi.ToSecret(pulumi.Sprintf("%s=%s", k, s.SecretEnv[k])).(pulumi.StringOutput))
 	}
-	c, err := NewServiceContainer(ctx, "app-container", args.Runtime, ContainerSpec{
+	spec := ContainerSpec{
 		Name:          args.ContainerName("app"),
 		Image:         img.ImageId,
 		Aliases:       []string{AppHost},
@@ -96,12 +103,38 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 		Resources:     args.Resources,
 		HealthCheck:   []string{"CMD", "/usr/local/bin/healthcheck"},
 		WritablePaths: []string{"/tmp"},
-	}, pulumi.Parent(app), pulumi.DependsOn(args.DependsOn))
-	if err != nil {
-		return nil, fmt.Errorf("app: %w", err)
 	}
-	app.Containers = []*docker.Container{c}
-	if err := ctx.RegisterResourceOutputs(app, pulumi.Map{"containerName": c.Name}); err != nil {
+	if args.Replicas == 1 {
+		c, err := NewServiceContainer(ctx, "app-container", args.Runtime, spec, pulumi.Parent(app), pulumi.DependsOn(args.DependsOn))
+		if err != nil {
+			return nil, fmt.Errorf("app: %w", err)
+		}
+		app.Containers = []*docker.Container{c}
+	} else {
+		// Instances publish nothing: the load balancer does. Each keeps its index in its logical
+		// name and alias, so scaling adds or removes only the instances past the old count.
+		spec.Ports, spec.Rolling = nil, true
+		for i := 1; i <= args.Replicas; i++ {
+			instance := spec
+			instance.Name = fmt.Sprintf("%s-%d", spec.Name, i)
+			instance.Aliases = []string{AppHost, fmt.Sprintf("%s-%d", AppHost, i)}
+			c, err := NewServiceContainer(ctx, fmt.Sprintf("app-%d", i), args.Runtime, instance, pulumi.Parent(app), pulumi.DependsOn(args.DependsOn))
+			if err != nil {
+				return nil, fmt.Errorf("app: %w", err)
+			}
+			app.Containers = append(app.Containers, c)
+		}
+		lb, err := NewLoadBalancer(ctx, "lb", &LoadBalancerArgs{ServiceArgs: args.LoadBalancer, AppPort: s.Port}, pulumi.Parent(app))
+		if err != nil {
+			return nil, fmt.Errorf("app: %w", err)
+		}
+		app.LoadBalancer = lb
+	}
+	names := pulumi.StringArray{}
+	for _, c := range app.Containers {
+		names = append(names, c.Name)
+	}
+	if err := ctx.RegisterResourceOutputs(app, pulumi.Map{"containerNames": names}); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	return app, nil

@@ -1,6 +1,9 @@
 package components
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math"
@@ -122,13 +125,17 @@ type ContainerSpec struct {
 	WritablePaths []string
 	// Capabilities are the Linux capabilities the image needs; all others are dropped.
 	Capabilities []string
+	// Rolling gives the container a name that changes with everything that would replace it
+	// (<Name>-<revision>), so that a replacement is created, and becomes healthy, before the
+	// container it replaces is deleted. Without it, the fixed name forces delete-then-create.
+	Rolling bool
 }
 
 // NewServiceContainer turns a service's ContainerSpec into a Docker container with the platform's
 // shared settings: network, limits, healthcheck, restart, log rotation, labels and hardening.
 func NewServiceContainer(ctx *pulumi.Context, name string, rt Runtime, spec ContainerSpec, opts ...pulumi.ResourceOption) (*docker.Container, error) {
 	args := &docker.ContainerArgs{
-		Name:  pulumi.String(spec.Name),
+		Name:  containerName(rt, spec),
 		Image: spec.Image,
 		NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{
 			Name:    rt.Network,
@@ -203,7 +210,7 @@ func NewServiceContainer(ctx *pulumi.Context, name string, rt Runtime, spec Cont
 	}
 	args.Uploads = uploads
 	// A fixed container name cannot exist twice, so the old container must go before its replacement comes.
-	opts = append(opts, pulumi.DeleteBeforeReplace(true))
+	opts = append(opts, pulumi.DeleteBeforeReplace(!spec.Rolling))
 	c, err := docker.NewContainer(ctx, name, args, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", spec.Name, err)
@@ -233,4 +240,46 @@ func tmpfs(paths []string) pulumi.StringMap {
 // EnvVar formats one KEY=VALUE environment entry.
 func EnvVar(key, value string) pulumi.StringInput {
 	return pulumi.String(key + "=" + value)
+}
+
+// containerName is the spec's name, or for a rolling container the name with a revision: a hash of
+// every input that Docker cannot change in place, resolved (secrets included, so that a new
+// password also rolls the container; the hash reveals nothing usable of them).
+func containerName(rt Runtime, spec ContainerSpec) pulumi.StringInput {
+	if !spec.Rolling {
+		return pulumi.String(spec.Name)
+	}
+	plain, err := json.Marshal(struct {
+		Aliases, Command, WritablePaths, Capabilities, HealthCheck []string
+		User                                                       string
+		Ports                                                      []PortBinding
+		Resources                                                  Resources
+		Restart                                                    string
+		Health                                                     HealthTiming
+		Logging                                                    Logging
+		Labels                                                     map[string]string
+	}{spec.Aliases, spec.Command, spec.WritablePaths, spec.Capabilities, spec.HealthCheck, spec.User, spec.Ports,
+		spec.Resources, rt.Restart, rt.Health, rt.Logging, rt.Labels})
+	if err != nil {
+		// Only plain values are marshalled; this cannot fail.
+		plain = []byte(err.Error())
+	}
+	var contents, paths pulumi.StringArray
+	for _, f := range spec.Files {
+		paths = append(paths, pulumi.String(f.Path()))
+		contents = append(contents, f.Content)
+	}
+	var volumes pulumi.StringArray
+	for _, v := range spec.Volumes {
+		volumes = append(volumes, pulumi.Sprintf("%s:%s", v.Volume, v.Path))
+	}
+	revision := pulumi.All(spec.Image, rt.Network, spec.Env, paths, contents, volumes).ApplyT(func(vals []any) string {
+		h := sha256.New()
+		h.Write(plain)
+		for _, v := range vals {
+			fmt.Fprintf(h, "\x00%v", v)
+		}
+		return spec.Name + "-" + hex.EncodeToString(h.Sum(nil))[:8]
+	}).(pulumi.StringOutput)
+	return pulumi.Unsecret(revision).(pulumi.StringOutput)
 }

@@ -27,8 +27,10 @@ type PrometheusConfig struct {
 	Stack string
 	// ScrapeInterval is Prometheus's scrape and rule evaluation interval (Prometheus notation, e.g. 15s).
 	ScrapeInterval string
-	// AppTargets are the application instances, as host:port on the platform network.
-	AppTargets []string
+	// AppHost is the DNS name every application instance answers on the platform network.
+	AppHost string
+	// AppPort is the port the instances serve /metrics on.
+	AppPort int
 	// ErrorRatio is the share of 5xx responses (0 to 1) above which the error alert fires.
 	ErrorRatio float64
 	// RulesFile is where Prometheus finds the alert rules.

@@ -20,8 +20,12 @@ import (
 	"github.com/maricusco/infra/components"
 )
 
-// Services are the platform's services, as the `resources` and `ports` keys name them.
-var Services = []string{"app", "postgres", "redis", "chromadb", "prometheus", "grafana"}
+// Services are the platform's services, as the `resources` and `ports` keys name them; lb, the
+// load balancer of several app instances, publishes the app's port and has no port of its own.
+var Services = []string{"app", "postgres", "redis", "chromadb", "prometheus", "grafana", "lb"}
+
+// publishable are the services that can take a `ports` entry.
+var publishable = Services[:6]
 
 // Config is a stack's configuration: read, defaulted and validated.
 type Config struct {
@@ -177,6 +181,7 @@ func read(r *reader, stack string) *Config {
 		{"chromadb", "chromadb/chroma:1.5.3", "ChromaDB image, pinned to a 1.x release (heartbeat on /api/v2)."},
 		{"prometheus", "prom/prometheus:v2.55.1", "Prometheus image, pinned."},
 		{"grafana", "grafana/grafana:11.3.1", "Grafana image, pinned."},
+		{"lb", "nginx:1.27.3-alpine", "Load balancer image (nginx), used when appReplicas is above 1."},
 	} {
 		key := img.service + "Image"
 		ref := r.str(key, img.def, img.desc)
@@ -352,7 +357,7 @@ func readPorts(r *reader, c *Config) {
 		ports[k] = v
 	}
 	known := map[string]bool{}
-	for _, s := range Services {
+	for _, s := range publishable {
 		known[s] = true
 	}
 	type binding struct {
@@ -363,7 +368,7 @@ func readPorts(r *reader, c *Config) {
 	for _, svc := range slices.Sorted(maps.Keys(ports)) {
 		key := "ports." + svc
 		if !known[svc] {
-			r.fail(key, "unknown service; use one of %s", strings.Join(Services, ", "))
+			r.fail(key, "unknown service; use one of %s", strings.Join(publishable, ", "))
 			continue
 		}
 		spec := strings.TrimSpace(ports[svc])
@@ -412,7 +417,7 @@ var managedAppEnv = []string{"APP_MODULE", "APP_HOST", "APP_PORT", "UVICORN_WORK
 
 func readApp(r *reader, c *Config) {
 	a := &c.App
-	a.Replicas = r.integer("appReplicas", 1, "Number of application instances.")
+	a.Replicas = r.integer("appReplicas", 1, "Number of application instances; above 1, nginx balances them and publishes the app's port, and image changes roll without downtime.")
 	if a.Replicas < 1 || a.Replicas > 100 {
 		r.fail("appReplicas", "%d is out of range; run 1 to 100 instances", a.Replicas)
 	}

@@ -109,6 +109,8 @@ func Deploy(ctx *pulumi.Context) (*Platform, error) {
 	if p.ChromaDB, err = components.NewChromaDB(ctx, "chromadb", &components.ChromaDBArgs{ServiceArgs: service("chromadb")}, onDocker); err != nil {
 		return nil, err
 	}
+	loadBalancer := service("lb")
+	loadBalancer.Publish = cfg.Ports["app"]
 	secretEnv := map[string]pulumi.StringInput{}
 	for k, v := range cfg.App.SecretEnv {
 		secretEnv[k] = pulumi.ToSecret(pulumi.String(v)).(pulumi.StringOutput)
@@ -129,7 +131,9 @@ func Deploy(ctx *pulumi.Context) (*Platform, error) {
 			PostgresSecret: p.Secrets.PostgresPassword,
 			RedisSecret:    p.Secrets.RedisPassword,
 		},
-		DependsOn: []pulumi.Resource{p.Postgres.Container, p.Redis.Container, p.ChromaDB.Container},
+		Replicas:     cfg.App.Replicas,
+		LoadBalancer: loadBalancer,
+		DependsOn:    []pulumi.Resource{p.Postgres.Container, p.Redis.Container, p.ChromaDB.Container},
 	}, onDocker); err != nil {
 		return nil, err
 	}
@@ -138,7 +142,8 @@ func Deploy(ctx *pulumi.Context) (*Platform, error) {
 		PrometheusConfig: components.PrometheusConfig{
 			Stack:          ctx.Stack(),
 			ScrapeInterval: cfg.ScrapeInterval,
-			AppTargets:     []string{components.AppHost + ":" + strconv.Itoa(cfg.App.Port)},
+			AppHost:        components.AppHost,
+			AppPort:        cfg.App.Port,
 			ErrorRatio:     cfg.AlertErrorRatio,
 		},
 		Retention: cfg.Retention,
@@ -186,13 +191,17 @@ func (p *Platform) export(ctx *pulumi.Context) {
 	for _, c := range p.App.Containers {
 		apps = append(apps, c.Name)
 	}
-	ctx.Export("containerNames", pulumi.Map{
+	names := pulumi.Map{
 		"app":        apps,
 		"postgres":   p.Postgres.Container.Name,
 		"redis":      p.Redis.Container.Name,
 		"chromadb":   p.ChromaDB.Container.Name,
 		"prometheus": p.Prometheus.Container.Name,
 		"grafana":    p.Grafana.Container.Name,
-	})
+	}
+	if p.App.LoadBalancer != nil {
+		names["lb"] = p.App.LoadBalancer.Container.Name
+	}
+	ctx.Export("containerNames", names)
 	ctx.Export("postgresConnectionString", p.Postgres.ConnectionString)
 }

@@ -7,8 +7,10 @@ import (
 )
 
 // seedResources is the seed document's "Resource Limits" table, in its own compose notation.
-// Prometheus has no row in the seed; its row is ours: one CPU and 1G hold 15 days of one app's
-// metrics with room to spare, and a 256M reservation keeps the head block in memory under pressure.
+// Prometheus and the load balancer (lb) have no row in the seed; theirs are ours: one CPU and 1G
+// hold 15 days of the app's metrics with room to spare, and a 256M reservation keeps Prometheus's
+// head block in memory under pressure; nginx proxying a few thousand connections needs far less
+// than its 256M limit.
 const seedResources = `
 app:
   limits: { cpus: '2.0', memory: 4G }
@@ -28,6 +30,9 @@ prometheus:
 grafana:
   limits: { cpus: '1.0', memory: 512M }
   reservations: { cpus: '0.25', memory: 128M }
+lb:
+  limits: { cpus: '1.0', memory: 256M }
+  reservations: { cpus: '0.25', memory: 64M }
 `
 
 // ResourceSpec is one service's limits and reservations in compose notation (cpus '2.0', memory 4G).

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -169,22 +168,5 @@ func TestShippedStackValuesHaveTheDeclaredTypes(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestReadmeDocumentsEveryConfigKeyWithItsDefault(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
-	require.NoError(t, err)
-	readme := string(raw)
-	for _, k := range stacks.Keys() {
-		row := "| `" + k.Name + "` |"
-		if !assert.Contains(t, readme, row, "README's config reference lists %s", k.Name) {
-			continue
-		}
-		line := readme[strings.Index(readme, row):]
-		line = line[:strings.Index(line, "\n")]
-		if k.Default != nil && k.Default != "" {
-			assert.Contains(t, line, fmt.Sprintf("`%v`", k.Default), "README gives %s's default", k.Name)
-		}
 	}
 }

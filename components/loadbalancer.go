@@ -1,0 +1,82 @@
+package components
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// LoadBalancerPort is the load balancer's port inside its container.
+const LoadBalancerPort = 8000
+
+// LoadBalancerHealthPath answers the load balancer's own healthcheck.
+const LoadBalancerHealthPath = "/lb-health"
+
+// NginxConfig is what the generated nginx configuration depends on.
+type NginxConfig struct {
+	ListenPort   int
+	AppHost      string
+	AppPort      int
+	HealthPath   string
+	ResolveEvery string
+}
+
+// RenderNginxConfig renders nginx.conf.
+func RenderNginxConfig(c NginxConfig) (string, error) {
+	return render("nginx.conf.tmpl", c)
+}
+
+// LoadBalancerArgs configure the load balancer.
+type LoadBalancerArgs struct {
+	ServiceArgs
+	// AppPort is the port the instances listen on.
+	AppPort int
+}
+
+// LoadBalancer is nginx in front of the application's instances. Its configuration names the
+// instances' shared alias, not the instances, so scaling and rolling replacements never touch it.
+type LoadBalancer struct {
+	pulumi.ResourceState
+
+	// Container is the nginx container.
+	Container *docker.Container
+}
+
+// NewLoadBalancer declares the load balancer.
+func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, opts ...pulumi.ResourceOption) (*LoadBalancer, error) {
+	lb := &LoadBalancer{}
+	if err := ctx.RegisterComponentResource("maricusco:components:LoadBalancer", name, lb, opts...); err != nil {
+		return nil, fmt.Errorf("load balancer: %w", err)
+	}
+	text, err := RenderNginxConfig(NginxConfig{
+		ListenPort:   LoadBalancerPort,
+		AppHost:      AppHost,
+		AppPort:      args.AppPort,
+		HealthPath:   LoadBalancerHealthPath,
+		ResolveEvery: "5s",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load balancer: %w", err)
+	}
+	conf := File{Name: "nginx.conf", Content: pulumi.String(text)}
+	svc, err := deployService(ctx, lb, "lb", args.ServiceArgs, ContainerSpec{
+		Aliases:     []string{"lb"},
+		Command:     []string{"nginx", "-c", conf.Path(), "-g", "daemon off;"},
+		Files:       []File{conf},
+		Ports:       args.ports(LoadBalancerPort),
+		HealthCheck: []string{"CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:" + strconv.Itoa(LoadBalancerPort) + LoadBalancerHealthPath},
+		// The master process starts as root, then runs the workers as the nginx user.
+		Capabilities:  []string{"SETGID", "SETUID"},
+		WritablePaths: []string{"/tmp"},
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	lb.Container = svc.Container
+	if err := ctx.RegisterResourceOutputs(lb, pulumi.Map{"containerName": lb.Container.Name}); err != nil {
+		return nil, fmt.Errorf("load balancer: %w", err)
+	}
+	return lb, nil
+}
