@@ -1,7 +1,9 @@
 package components
 
 import (
+	"encoding/json"
 	"fmt"
+	"io/fs"
 	"strconv"
 
 	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
@@ -21,6 +23,8 @@ type GrafanaArgs struct {
 	AdminUser string
 	// AdminPassword is the administrator's password (a secret).
 	AdminPassword pulumi.StringInput
+	// Dashboards holds the dashboards to provision, one JSON file each (nil: Dashboards()).
+	Dashboards fs.FS
 }
 
 // Grafana shows the dashboards, provisioned from files: Prometheus as its data source and the
@@ -40,7 +44,13 @@ func NewGrafana(ctx *pulumi.Context, name string, args *GrafanaArgs, opts ...pul
 	if err := ctx.RegisterComponentResource("maricusco:components:Grafana", name, g, opts...); err != nil {
 		return nil, fmt.Errorf("grafana: %w", err)
 	}
-	files, err := grafanaFiles()
+	dashboards, err := args.Dashboards, error(nil)
+	if dashboards == nil {
+		if dashboards, err = Dashboards(); err != nil {
+			return nil, fmt.Errorf("grafana: %w", err)
+		}
+	}
+	files, err := grafanaFiles(dashboards)
 	if err != nil {
 		return nil, fmt.Errorf("grafana: %w", err)
 	}
@@ -79,7 +89,7 @@ const (
 
 // grafanaFiles are the provisioning files: the Prometheus data source, the dashboard provider
 // and the dashboards it loads.
-func grafanaFiles() ([]File, error) {
+func grafanaFiles(dashboards fs.FS) ([]File, error) {
 	datasource, err := render("grafana-datasource.yml.tmpl", struct{ PrometheusURL string }{
 		"http://" + PrometheusHost + ":" + strconv.Itoa(PrometheusPort),
 	})
@@ -90,13 +100,23 @@ func grafanaFiles() ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	dashboard, err := DashboardJSON()
+	files := []File{
+		{Name: grafanaProvisioning + "/datasources/prometheus.yml", Content: pulumi.String(datasource)},
+		{Name: grafanaProvisioning + "/dashboards/maricusco.yml", Content: pulumi.String(provider)},
+	}
+	names, err := fs.Glob(dashboards, "*.json")
 	if err != nil {
 		return nil, err
 	}
-	return []File{
-		{Name: grafanaProvisioning + "/datasources/prometheus.yml", Content: pulumi.String(datasource)},
-		{Name: grafanaProvisioning + "/dashboards/maricusco.yml", Content: pulumi.String(provider)},
-		{Name: grafanaDashboards + "/maricusco.json", Content: pulumi.String(dashboard)},
-	}, nil
+	for _, name := range names {
+		content, err := fs.ReadFile(dashboards, name)
+		if err != nil {
+			return nil, err
+		}
+		if !json.Valid(content) {
+			return nil, fmt.Errorf("dashboard %s is not valid JSON", name)
+		}
+		files = append(files, File{Name: grafanaDashboards + "/" + name, Content: pulumi.String(content)})
+	}
+	return files, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"embed"
 	"fmt"
+	"io/fs"
 	"text/template"
 )
 
@@ -16,9 +17,14 @@ var templates = template.Must(template.ParseFS(assets, "assets/*.tmpl"))
 // query it by this name.
 const AppJob = "maricusco-app"
 
-// DashboardJSON is the Maricusco Grafana dashboard, as provisioned.
-func DashboardJSON() ([]byte, error) {
-	return assets.ReadFile("assets/maricusco-dashboard.json")
+// Dashboards are the Grafana dashboards the program provisions: every JSON file in
+// components/assets/dashboards.
+func Dashboards() (fs.FS, error) {
+	sub, err := fs.Sub(assets, "assets/dashboards")
+	if err != nil {
+		return nil, fmt.Errorf("dashboards: %w", err)
+	}
+	return sub, nil
 }
 
 // PrometheusConfig is what the generated Prometheus configuration and alert rules depend on.

@@ -3,6 +3,7 @@ package stacks
 
 import (
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"strconv"
@@ -32,7 +33,12 @@ type Platform struct {
 
 // Run is the Pulumi program: it deploys the platform and exports its outputs.
 func Run(ctx *pulumi.Context) error {
-	p, err := Deploy(ctx)
+	return RunWith(ctx)
+}
+
+// RunWith is Run with options.
+func RunWith(ctx *pulumi.Context, opts ...Option) error {
+	p, err := Deploy(ctx, opts...)
 	if err != nil {
 		return err
 	}
@@ -52,9 +58,25 @@ func DockerHost(configured string) string {
 	return DefaultDockerHost
 }
 
+// Option changes what Deploy provisions beyond the stack's config.
+type Option func(*options)
+
+type options struct {
+	dashboards fs.FS
+}
+
+// WithDashboards provisions the dashboards in fsys (one JSON file each) instead of the embedded ones.
+func WithDashboards(fsys fs.FS) Option {
+	return func(o *options) { o.dashboards = fsys }
+}
+
 // Deploy validates the config, then declares every resource. Nothing is registered when the
 // config is invalid.
-func Deploy(ctx *pulumi.Context) (*Platform, error) {
+func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	cfg, err := Load(ctx)
 	if err != nil {
 		return nil, err
@@ -154,6 +176,7 @@ func Deploy(ctx *pulumi.Context) (*Platform, error) {
 		ServiceArgs:   service("grafana"),
 		AdminUser:     cfg.GrafanaAdminUser,
 		AdminPassword: p.Secrets.GrafanaAdminPassword,
+		Dashboards:    o.dashboards,
 	}, onDocker); err != nil {
 		return nil, err
 	}

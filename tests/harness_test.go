@@ -155,12 +155,12 @@ type Export struct {
 }
 
 // run runs the real program (stacks.Run) with the given config under Pulumi's mocks.
-func run(t testing.TB, sc StackConfig) (*Result, error) {
+func run(t testing.TB, sc StackConfig, opts ...stacks.Option) (*Result, error) {
 	t.Helper()
 	m := &mocks{}
 	var exports map[string]pulumi.Input
 	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
-		if err := stacks.Run(ctx); err != nil {
+		if err := stacks.RunWith(ctx, opts...); err != nil {
 			return err
 		}
 		exports = ctx.GetCurrentExportMap()
@@ -180,9 +180,9 @@ func run(t testing.TB, sc StackConfig) (*Result, error) {
 }
 
 // mustRun runs the program and fails the test on error.
-func mustRun(t testing.TB, sc StackConfig) *Result {
+func mustRun(t testing.TB, sc StackConfig, opts ...stacks.Option) *Result {
 	t.Helper()
-	res, err := run(t, sc)
+	res, err := run(t, sc, opts...)
 	require.NoError(t, err)
 	return res
 }
@@ -299,4 +299,63 @@ func defaultKey(t testing.TB, name string) any {
 	}
 	t.Fatalf("no config key %s", name)
 	return nil
+}
+
+// AppInstances returns the application's containers, by name.
+func (r *Result) AppInstances() []Resource {
+	var out []Resource
+	for _, name := range keys(r.Containers()) {
+		if name == "maricusco-app" || strings.HasPrefix(name, "maricusco-app-") {
+			out = append(out, r.Containers()[name])
+		}
+	}
+	return out
+}
+
+// key identifies a resource across runs as its URN does: parent, type and name.
+func (r Resource) key() string { return r.Parent + "/" + r.Type + "::" + r.Name }
+
+// Plan is what `pulumi up` would do going from one run's resources to another's, by URN.
+type Plan struct {
+	Added, Removed, Changed []string
+}
+
+// planDiff compares two runs as the engine would: resources added and removed by URN, and
+// resources whose inputs or options differ.
+func planDiff(before, after *Result) Plan {
+	old := map[string]Resource{}
+	for _, r := range before.Resources {
+		old[r.key()] = r
+	}
+	var p Plan
+	seen := map[string]bool{}
+	for _, r := range after.Resources {
+		k := r.key()
+		seen[k] = true
+		o, ok := old[k]
+		switch {
+		case !ok:
+			p.Added = append(p.Added, r.Type+"::"+r.Name)
+		case !sameResource(o, r):
+			p.Changed = append(p.Changed, r.Type+"::"+r.Name)
+		}
+	}
+	for k, r := range old {
+		if !seen[k] {
+			p.Removed = append(p.Removed, r.Type+"::"+r.Name)
+		}
+	}
+	sort.Strings(p.Added)
+	sort.Strings(p.Removed)
+	sort.Strings(p.Changed)
+	return p
+}
+
+func sameResource(a, b Resource) bool {
+	depsA, depsB := append([]string(nil), a.DependsOn...), append([]string(nil), b.DependsOn...)
+	sort.Strings(depsA)
+	sort.Strings(depsB)
+	return a.Inputs.DeepEquals(b.Inputs) && a.Provider == b.Provider && a.Protect == b.Protect &&
+		a.RetainOnDelete == b.RetainOnDelete && a.DeleteBeforeReplace == b.DeleteBeforeReplace &&
+		strings.Join(depsA, ",") == strings.Join(depsB, ",")
 }
