@@ -81,34 +81,66 @@ func TestFiveComposeNamedVolumesMountedAtTheImagesDataPaths(t *testing.T) {
 			}
 			assert.Contains(t, mounts, vol+":"+w.path)
 		}
-		assert.False(t, res.Container(t, "maricusco-app").Inputs.HasValue("volumes"), "the app keeps no data")
+		for _, app := range res.AppInstances() {
+			assert.False(t, app.Inputs.HasValue("volumes"), "the app keeps no data")
+		}
 	})
 }
 
-func TestSixContainersWithSeedNamesAliasesRestartAndPinnedImages(t *testing.T) {
-	aliases := map[string]string{"maricusco-app": "app", "maricusco-postgres": "postgres", "maricusco-redis": "redis",
-		"maricusco-chromadb": "chromadb", "maricusco-prometheus": "prometheus", "maricusco-grafana": "grafana"}
+func TestDevRunsTheSixSeedContainers(t *testing.T) {
+	res := mustRun(t, loadStack(t, "dev"))
+	var want []string
+	for _, name := range seedContainers {
+		want = append(want, name)
+	}
+	assert.ElementsMatch(t, want, keys(res.Containers()))
+}
+
+func TestProdRunsTwoRollingAppInstancesBehindTheLoadBalancer(t *testing.T) {
+	res := mustRun(t, loadStack(t, "prod"))
+	names := keys(res.Containers())
+	assert.Len(t, names, 8)
+	for svc, name := range seedContainers {
+		if svc != "app" {
+			assert.Contains(t, names, name)
+		}
+	}
+	assert.Contains(t, names, "maricusco-lb")
+	instances := res.AppInstances()
+	require.Len(t, instances, 2)
+	for i, c := range instances {
+		assert.Regexp(t, fmt.Sprintf(`^maricusco-app-%d-[0-9a-f]{8}$`, i+1), c.Inputs["name"].StringValue())
+	}
+}
+
+func TestEveryServiceHasItsAliasRestartPolicyAndPinnedImage(t *testing.T) {
 	forEachStack(t, func(t *testing.T, stack string, res *Result) {
 		cfg := loadStack(t, stack)
-		assert.ElementsMatch(t, keys(aliases), keys(res.Containers()))
 		images := map[string]string{}
 		for _, img := range res.OfType(imageType) {
 			images[imageID(img.Inputs["name"].StringValue())] = img.Inputs["name"].StringValue()
 			assert.True(t, img.Inputs["keepLocally"].BoolValue(), "an image other stacks may use stays on the host")
 		}
 		for svc, name := range seedContainers {
-			c := res.Container(t, name)
-			na := c.Inputs["networksAdvanced"].ArrayValue()[0].ObjectValue()
-			assert.Equal(t, []string{aliases[name]}, strs(na["aliases"]), name)
-			assert.Equal(t, "unless-stopped", c.Inputs["restart"].StringValue(), name)
-			ref, ok := images[c.Inputs["image"].StringValue()]
-			require.True(t, ok, "%s runs an image the program pulls", name)
-			wantRef := defaultKey(t, svc+"Image").(string)
-			if v, set := cfg.Values["maricusco:"+svc+"Image"]; set {
-				wantRef = v
+			containers := res.AppInstances()
+			if svc != "app" {
+				containers = []Resource{res.Container(t, name)}
 			}
-			assert.Equal(t, wantRef, ref, name)
-			assert.Regexp(t, `^[^@]+:[^:/@]+$|@sha256:`, ref, "%s pins its image", name)
+			require.NotEmpty(t, containers, svc)
+			for _, c := range containers {
+				name := c.Inputs["name"].StringValue()
+				na := c.Inputs["networksAdvanced"].ArrayValue()[0].ObjectValue()
+				assert.Equal(t, svc, strs(na["aliases"])[0], "%s answers the seed's DNS name", name)
+				assert.Equal(t, "unless-stopped", c.Inputs["restart"].StringValue(), name)
+				ref, ok := images[c.Inputs["image"].StringValue()]
+				require.True(t, ok, "%s runs an image the program pulls", name)
+				wantRef := defaultKey(t, svc+"Image").(string)
+				if v, set := cfg.Values["maricusco:"+svc+"Image"]; set {
+					wantRef = v
+				}
+				assert.Equal(t, wantRef, ref, name)
+				assert.Regexp(t, `^[^@]+:[^:/@]+$|@sha256:`, ref, "%s pins its image", name)
+			}
 		}
 		assert.Contains(t, images[res.Container(t, "maricusco-postgres").Inputs["image"].StringValue()], "timescale/timescaledb:")
 	})
@@ -157,9 +189,6 @@ func TestAppRunsAsUID1000OnPort8000WithTheSeedSettings(t *testing.T) {
 		"prod": {"UVICORN_WORKERS": "4", "EXTRA_UVICORN_ARGS": "--log-level info"},
 	}
 	forEachStack(t, func(t *testing.T, stack string, res *Result) {
-		app := res.Container(t, "maricusco-app")
-		assert.Equal(t, "1000", app.Inputs["user"].StringValue())
-		vars, _ := env(app)
 		expected := map[string]string{
 			"APP_MODULE": "maricusco.api.app:app", "APP_HOST": "0.0.0.0", "APP_PORT": "8000", "UVICORN_RELOAD": "false",
 			"POSTGRES_HOST": "postgres", "POSTGRES_PORT": "5432", "POSTGRES_DB": "maricusco", "POSTGRES_USER": "maricusco",
@@ -168,10 +197,19 @@ func TestAppRunsAsUID1000OnPort8000WithTheSeedSettings(t *testing.T) {
 		for k, v := range want[stack] {
 			expected[k] = v
 		}
-		for k, v := range expected {
-			assert.Equal(t, v, vars[k], k)
+		for _, app := range res.AppInstances() {
+			assert.Equal(t, "1000", app.Inputs["user"].StringValue())
+			vars, _ := env(app)
+			for k, v := range expected {
+				assert.Equal(t, v, vars[k], k)
+			}
 		}
-		ports := app.Inputs["ports"].ArrayValue()
+		// The app's port 8000 is published by the only instance, or by the load balancer.
+		front := res.AppInstances()[0]
+		if stack == "prod" {
+			front = res.Container(t, "maricusco-lb")
+		}
+		ports := front.Inputs["ports"].ArrayValue()
 		require.Len(t, ports, 1)
 		assert.Equal(t, 8000.0, ports[0].ObjectValue()["internal"].NumberValue())
 	})
@@ -183,7 +221,7 @@ func TestAppSettingsAndExtraEnvironmentAreOverridablePerStack(t *testing.T) {
 		with("appModule", "maricusco.api.v2:app").
 		with("appEnv", map[string]string{"FEATURE_X": "on"}).
 		withSecret("appSecretEnv", map[string]string{"BROKER_API_KEY": "k3y-value-abc"})
-	app := mustRun(t, sc).Container(t, "maricusco-app")
+	app := mustRun(t, sc).AppInstances()[0]
 	vars, secret := env(app)
 	assert.Equal(t, "8", vars["UVICORN_WORKERS"])
 	assert.Equal(t, "maricusco.api.v2:app", vars["APP_MODULE"])
@@ -206,10 +244,15 @@ func TestLimitsAndReservationsAreTheSeedsInDockerUnits(t *testing.T) {
 		"maricusco-chromadb":   {"2", 2048, 512, 512},
 		"maricusco-grafana":    {"1", 512, 256, 128},
 		"maricusco-prometheus": {"1", 1024, 256, 256},
+		"maricusco-lb":         {"1", 256, 256, 64},
 	}
 	forEachStack(t, func(t *testing.T, _ string, res *Result) {
-		for name, w := range want {
-			c := res.Container(t, name)
+		for name, c := range res.Containers() {
+			w, ok := want[name]
+			if strings.HasPrefix(name, "maricusco-app-") {
+				w, ok = want["maricusco-app"]
+			}
+			require.True(t, ok, "%s has limits", name)
 			assert.Equal(t, w.cpus, c.Inputs["cpus"].StringValue(), name)
 			assert.Equal(t, w.memory, c.Inputs["memory"].NumberValue(), name)
 			assert.Equal(t, w.shares, c.Inputs["cpuShares"].NumberValue(), name)
@@ -227,7 +270,7 @@ func TestAServicesLimitsCanBeOverriddenPerStack(t *testing.T) {
 	assert.Equal(t, 2048.0, redis.Inputs["memory"].NumberValue())
 	assert.Equal(t, 512.0, redis.Inputs["cpuShares"].NumberValue())
 	assert.Equal(t, "1", redis.Inputs["cpus"].StringValue(), "fields not overridden keep the seed's value")
-	assert.Equal(t, 4096.0, res.Container(t, "maricusco-app").Inputs["memory"].NumberValue(), "other services keep theirs")
+	assert.Equal(t, 4096.0, res.AppInstances()[0].Inputs["memory"].NumberValue(), "other services keep theirs")
 }
 
 func TestHealthchecksAreTheSeedsWithAFastStartPhase(t *testing.T) {
@@ -239,8 +282,11 @@ func TestHealthchecksAreTheSeedsWithAFastStartPhase(t *testing.T) {
 		"maricusco-chromadb":   {"CMD", "/bin/bash"},
 		"maricusco-prometheus": {"CMD", "wget"},
 		"maricusco-grafana":    {"CMD", "wget"},
+		"maricusco-lb":         {"CMD", "wget"},
 	}
 	contains := map[string]string{
+		"maricusco-app":        "/usr/local/bin/healthcheck",
+		"maricusco-lb":         "http://127.0.0.1:8000/lb-health",
 		"maricusco-postgres":   "-U maricusco -d maricusco",
 		"maricusco-redis":      "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG",
 		"maricusco-chromadb":   "GET /api/v2/heartbeat",
@@ -248,14 +294,19 @@ func TestHealthchecksAreTheSeedsWithAFastStartPhase(t *testing.T) {
 		"maricusco-grafana":    "http://127.0.0.1:3000/api/health",
 	}
 	forEachStack(t, func(t *testing.T, _ string, res *Result) {
-		for name, prefix := range want {
-			c := res.Container(t, name)
+		for name, c := range res.Containers() {
+			kind := name
+			if strings.HasPrefix(name, "maricusco-app-") {
+				kind = "maricusco-app"
+			}
+			prefix, ok := want[kind]
+			require.True(t, ok, "%s has a healthcheck", name)
 			hc := c.Inputs["healthcheck"].ObjectValue()
 			test := strs(hc["tests"])
 			require.GreaterOrEqual(t, len(test), 2, name)
 			assert.Equal(t, prefix[0], test[0], name)
 			assert.True(t, strings.HasPrefix(test[1], prefix[1]), "%s healthcheck %v", name, test)
-			assert.Contains(t, strings.Join(test, " "), contains[name], name)
+			assert.Contains(t, strings.Join(test, " "), contains[kind], name)
 			assert.Equal(t, "30s", hc["interval"].StringValue(), name)
 			assert.Equal(t, "2s", hc["timeout"].StringValue(), name)
 			assert.Equal(t, "2s", hc["startInterval"].StringValue(), "%s checks fast while starting", name)
@@ -267,16 +318,19 @@ func TestHealthchecksAreTheSeedsWithAFastStartPhase(t *testing.T) {
 
 func TestTheAppIsCreatedOnlyAfterTheDataServicesAndNothingElseWaits(t *testing.T) {
 	forEachStack(t, func(t *testing.T, _ string, res *Result) {
-		app := res.Container(t, "maricusco-app")
-		var appDeps []string
-		for _, d := range app.DependsOn {
-			if strings.Contains(d, containerType+"::") {
-				appDeps = append(appDeps, d[strings.LastIndex(d, "::")+2:])
+		apps := map[string]bool{}
+		for _, app := range res.AppInstances() {
+			apps[app.Inputs["name"].StringValue()] = true
+			var deps []string
+			for _, d := range app.DependsOn {
+				if strings.Contains(d, containerType+"::") {
+					deps = append(deps, d[strings.LastIndex(d, "::")+2:])
+				}
 			}
+			assert.ElementsMatch(t, []string{"postgres-container", "redis-container", "chromadb-container"}, deps)
 		}
-		assert.ElementsMatch(t, []string{"postgres-container", "redis-container", "chromadb-container"}, appDeps)
 		for name, c := range res.Containers() {
-			if name == "maricusco-app" {
+			if apps[name] {
 				continue
 			}
 			for _, d := range c.DependsOn {
@@ -289,7 +343,7 @@ func TestTheAppIsCreatedOnlyAfterTheDataServicesAndNothingElseWaits(t *testing.T
 func TestProdPublishesOnlyPorts8000And3000(t *testing.T) {
 	res := mustRun(t, loadStack(t, "prod"))
 	published := publishedPorts(res)
-	assert.Equal(t, map[string]string{"maricusco-app": "0.0.0.0:8000->8000", "maricusco-grafana": "0.0.0.0:3000->3000"}, published)
+	assert.Equal(t, map[string]string{"maricusco-lb": "0.0.0.0:8000->8000", "maricusco-grafana": "0.0.0.0:3000->3000"}, published)
 }
 
 func TestDevPublishesEveryServiceOnLoopbackOnly(t *testing.T) {
@@ -339,8 +393,11 @@ func TestGeneratedSecretsAreSecretAndDeliveredAsFiles(t *testing.T) {
 		assert.Equal(t, map[string]bool{"postgres-password": true, "redis-password": true, "grafana-admin-password": true}, generated,
 			"a secret the stack does not set is generated")
 		checkSecretFile(t, res, "maricusco-postgres", "POSTGRES_PASSWORD_FILE", "generated-postgres-password")
-		checkSecretFile(t, res, "maricusco-app", "POSTGRES_PASSWORD_FILE", "generated-postgres-password")
-		checkSecretFile(t, res, "maricusco-app", "REDIS_PASSWORD_FILE", "generated-redis-password")
+		for _, app := range res.AppInstances() {
+			name := app.Inputs["name"].StringValue()
+			checkSecretFile(t, res, name, "POSTGRES_PASSWORD_FILE", "generated-postgres-password")
+			checkSecretFile(t, res, name, "REDIS_PASSWORD_FILE", "generated-redis-password")
+		}
 		checkSecretFile(t, res, "maricusco-grafana", "GF_SECURITY_ADMIN_PASSWORD__FILE", "generated-grafana-admin-password")
 		files, secret := uploads(res.Container(t, "maricusco-redis"))
 		assert.Contains(t, files["/run/maricusco/redis.conf"], `requirepass "generated-redis-password"`)
@@ -444,7 +501,14 @@ func TestOutputsNameWhatWasDeployed(t *testing.T) {
 			"prometheus": "maricusco_prometheus_data", "grafana": "maricusco_grafana_data",
 		}, res.Exports["volumeNames"].Value)
 		names := res.Exports["containerNames"].Value.(map[string]any)
-		assert.Equal(t, []string{"maricusco-app"}, names["app"])
+		var apps []string
+		for _, app := range res.AppInstances() {
+			apps = append(apps, app.Inputs["name"].StringValue())
+		}
+		assert.Equal(t, apps, names["app"])
+		if stack == "prod" {
+			assert.Equal(t, "maricusco-lb", names["lb"])
+		}
 		for svc, name := range seedContainers {
 			if svc != "app" {
 				assert.Equal(t, name, names[svc], svc)
@@ -463,7 +527,8 @@ func TestDataVolumesOutliveContainers(t *testing.T) {
 			assert.Equal(t, stack == "prod", v.Protect, "%s is protected in prod only", v.Name)
 		}
 		for name, c := range res.Containers() {
-			assert.True(t, c.DeleteBeforeReplace, "%s has a fixed name, so it is deleted before its replacement", name)
+			rolling := strings.HasPrefix(name, "maricusco-app-")
+			assert.Equal(t, !rolling, c.DeleteBeforeReplace, "%s: a fixed name is deleted before its replacement; a rolling one after", name)
 		}
 	})
 	res := mustRun(t, loadStack(t, "dev").with("deleteVolumesOnDestroy", "true"))
