@@ -105,6 +105,8 @@ type ContainerSpec struct {
 	Image pulumi.StringInput
 	// Aliases are the container's DNS names on the network.
 	Aliases []string
+	// Entrypoint overrides the image's entrypoint.
+	Entrypoint []string
 	// Command overrides the image's command.
 	Command []string
 	// User runs the main process as this user (empty: the image's user).
@@ -170,14 +172,20 @@ func NewServiceContainer(ctx *pulumi.Context, name string, rt Runtime, spec Cont
 		},
 		// The provider copies files in at "/", which Docker refuses on a read-only root filesystem,
 		// so only a container that receives no files can be read-only (README: hardening exceptions).
-		ReadOnly:      pulumi.Bool(len(spec.Files) == 0),
-		Privileged:    pulumi.Bool(false),
+		ReadOnly:   pulumi.Bool(len(spec.Files) == 0),
+		Privileged: pulumi.Bool(false),
+		IpcMode:    pulumi.String("private"),
+		// docker-init as PID 1 forwards signals and reaps what an entrypoint leaves behind.
+		Init:          pulumi.Bool(true),
 		Tmpfs:         tmpfs(spec.WritablePaths),
 		MustRun:       pulumi.Bool(true),
 		RemoveVolumes: pulumi.Bool(true),
 	}
 	if spec.User != "" {
 		args.User = pulumi.String(spec.User)
+	}
+	if len(spec.Entrypoint) > 0 {
+		args.Entrypoints = pulumi.ToStringArray(spec.Entrypoint)
 	}
 	if len(spec.Command) > 0 {
 		args.Command = pulumi.ToStringArray(spec.Command)
@@ -250,15 +258,15 @@ func containerName(rt Runtime, spec ContainerSpec) pulumi.StringInput {
 		return pulumi.String(spec.Name)
 	}
 	plain, err := json.Marshal(struct {
-		Aliases, Command, WritablePaths, Capabilities, HealthCheck []string
-		User                                                       string
-		Ports                                                      []PortBinding
-		Resources                                                  Resources
-		Restart                                                    string
-		Health                                                     HealthTiming
-		Logging                                                    Logging
-		Labels                                                     map[string]string
-	}{spec.Aliases, spec.Command, spec.WritablePaths, spec.Capabilities, spec.HealthCheck, spec.User, spec.Ports,
+		Aliases, Entrypoint, Command, WritablePaths, Capabilities, HealthCheck []string
+		User                                                                   string
+		Ports                                                                  []PortBinding
+		Resources                                                              Resources
+		Restart                                                                string
+		Health                                                                 HealthTiming
+		Logging                                                                Logging
+		Labels                                                                 map[string]string
+	}{spec.Aliases, spec.Entrypoint, spec.Command, spec.WritablePaths, spec.Capabilities, spec.HealthCheck, spec.User, spec.Ports,
 		spec.Resources, rt.Restart, rt.Health, rt.Logging, rt.Labels})
 	if err != nil {
 		// Only plain values are marshalled; this cannot fail.

@@ -55,8 +55,15 @@ func NewGrafana(ctx *pulumi.Context, name string, args *GrafanaArgs, opts ...pul
 		return nil, fmt.Errorf("grafana: %w", err)
 	}
 	password := File{Name: "grafana_admin_password", Content: args.AdminPassword}
+	entrypoint, err := asset("grafana-entrypoint.sh")
+	if err != nil {
+		return nil, fmt.Errorf("grafana: %w", err)
+	}
+	wrapper := File{Name: "grafana-entrypoint.sh", Content: pulumi.String(entrypoint)}
 	svc, err := deployService(ctx, g, "grafana", args.ServiceArgs, ContainerSpec{
 		Aliases: []string{GrafanaHost},
+		// The image's /run.sh, wrapped so that a rotated admin password reaches Grafana's database.
+		Entrypoint: []string{"/bin/sh", wrapper.Path()},
 		Env: pulumi.StringArray{
 			EnvVar("GF_SECURITY_ADMIN_USER", args.AdminUser),
 			EnvVar("GF_SECURITY_ADMIN_PASSWORD__FILE", password.Path()),
@@ -64,7 +71,7 @@ func NewGrafana(ctx *pulumi.Context, name string, args *GrafanaArgs, opts ...pul
 			EnvVar("GF_AUTH_ANONYMOUS_ENABLED", "false"),
 			EnvVar("GF_USERS_ALLOW_SIGN_UP", "false"),
 		},
-		Files:         append(files, password),
+		Files:         append(files, password, wrapper),
 		Ports:         args.ports(GrafanaPort),
 		HealthCheck:   []string{"CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:" + strconv.Itoa(GrafanaPort) + "/api/health"},
 		WritablePaths: []string{"/tmp"},

@@ -13,6 +13,15 @@ var assets embed.FS
 
 var templates = template.Must(template.ParseFS(assets, "assets/*.tmpl"))
 
+// asset returns an embedded file, as the program delivers it.
+func asset(name string) (string, error) {
+	b, err := assets.ReadFile("assets/" + name)
+	if err != nil {
+		return "", fmt.Errorf("asset %s: %w", name, err)
+	}
+	return string(b), nil
+}
+
 // AppJob is the Prometheus job that scrapes the application; the dashboard and the alert rules
 // query it by this name.
 const AppJob = "maricusco-app"

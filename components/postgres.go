@@ -49,14 +49,26 @@ func NewPostgres(ctx *pulumi.Context, name string, args *PostgresArgs, opts ...p
 	}
 	password := PostgresPasswordFile
 	password.Content = args.Password
+	entrypoint, err := asset("postgres-entrypoint.sh")
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	setPassword, err := asset("postgres-set-password.sh")
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	wrapper := File{Name: "postgres-entrypoint.sh", Content: pulumi.String(entrypoint)}
 	svc, err := deployService(ctx, pg, "postgres", args.ServiceArgs, ContainerSpec{
 		Aliases: []string{PostgresHost},
+		// The image's entrypoint, wrapped so that a rotated password reaches an existing database.
+		Entrypoint: []string{"/bin/sh", wrapper.Path()},
+		Command:    []string{"postgres"},
 		Env: pulumi.StringArray{
 			EnvVar("POSTGRES_DB", args.Database),
 			EnvVar("POSTGRES_USER", args.User),
 			EnvVar("POSTGRES_PASSWORD_FILE", password.Path()),
 		},
-		Files: []File{password},
+		Files: []File{password, wrapper, {Name: "postgres-set-password.sh", Content: pulumi.String(setPassword)}},
 		Ports: args.ports(PostgresPort),
 		// Over TCP, so the temporary socket-only server of the first initialisation does not count as ready.
 		HealthCheck:   []string{"CMD", "pg_isready", "-h", "127.0.0.1", "-p", strconv.Itoa(PostgresPort), "-U", args.User, "-d", args.Database},

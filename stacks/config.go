@@ -113,7 +113,7 @@ var (
 	identPattern    = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 	envNamePattern  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	modulePattern   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$`)
-	passwordPattern = regexp.MustCompile(`^[!-~]{12,}$`)
+	passwordPattern = regexp.MustCompile(`^[ -~]{12,}$`)
 )
 
 // read declares every key, in the order the README lists them, and validates the values.
@@ -211,7 +211,7 @@ func read(r *reader, stack string) *Config {
 	} {
 		if v, ok := r.secret(s.key, s.desc); ok {
 			if !passwordPattern.MatchString(v) {
-				r.fail(s.key, "the secret is too weak or has spaces; use at least 12 printable characters without spaces (the value is not shown)")
+				r.fail(s.key, "the secret is too weak; use at least 12 printable ASCII characters (the value is not shown)")
 			}
 			c.Secrets[s.key] = v
 		}
