@@ -67,6 +67,10 @@ type Config struct {
 	Retention string
 	// AlertErrorRatio is the 5xx share above which the error alert fires.
 	AlertErrorRatio float64
+	// Waivers are the guardrails the stack lifts deliberately.
+	Waivers []string
+	// Warnings are the guardrails the stack breaks without being refused (dev, or waived).
+	Warnings []string
 }
 
 // AppConfig is the application's part of the config.
@@ -186,7 +190,7 @@ func read(r *reader, stack string) *Config {
 		key := img.service + "Image"
 		ref := r.str(key, img.def, img.desc)
 		c.Images[img.service] = ref
-		checkImage(r, key, ref, c.Environment)
+		checkImage(r, key, ref)
 	}
 
 	readResources(r, c)
@@ -234,6 +238,8 @@ func read(r *reader, stack string) *Config {
 	if err != nil || c.AlertErrorRatio <= 0 || c.AlertErrorRatio >= 1 {
 		r.fail("alertErrorRatio", "%q is not a ratio; write a number between 0 and 1, e.g. 0.05", ratio)
 	}
+	c.Waivers = r.list("waivers", "Guardrails this stack lifts deliberately (pinned-images, published-ports, restart-policy); each still logs a warning.")
+	checkGuardrails(r, c, c.Waivers)
 	return c
 }
 
@@ -247,20 +253,10 @@ func readDuration(r *reader, key, def, desc string) time.Duration {
 	return d
 }
 
-// checkImage refuses a reference Docker cannot pull, and an unpinned one in prod.
-func checkImage(r *reader, key, ref, env string) {
-	named, err := reference.ParseNormalizedNamed(ref)
-	if err != nil {
+// checkImage refuses a reference Docker cannot pull; the pinned-images guardrail judges the tag.
+func checkImage(r *reader, key, ref string) {
+	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
 		r.fail(key, "%q is not an image reference (%v); write name:tag or name@sha256:digest", ref, err)
-		return
-	}
-	tagged, hasTag := named.(reference.Tagged)
-	_, hasDigest := named.(reference.Digested)
-	if hasDigest || (hasTag && tagged.Tag() != "latest") {
-		return
-	}
-	if env == "prod" {
-		r.fail(key, "%q is not pinned; prod needs a fixed tag or a digest, not latest", ref)
 	}
 }
 

@@ -81,6 +81,11 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, w := range cfg.Warnings {
+		if err := ctx.Log.Warn(w, nil); err != nil {
+			return nil, fmt.Errorf("log: %w", err)
+		}
+	}
 	p := &Platform{Config: cfg}
 	p.Provider, err = docker.NewProvider(ctx, "docker", &docker.ProviderArgs{Host: pulumi.String(DockerHost(cfg.DockerHost))})
 	if err != nil {
@@ -227,4 +232,5 @@ func (p *Platform) export(ctx *pulumi.Context) {
 	}
 	ctx.Export("containerNames", names)
 	ctx.Export("postgresConnectionString", p.Postgres.ConnectionString)
+	ctx.Export("grafanaAdminPassword", p.Secrets.GrafanaAdminPassword)
 }

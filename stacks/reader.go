@@ -109,6 +109,20 @@ func (r *reader) boolean(name string, def bool, desc string) bool {
 	return b
 }
 
+// list reads an array of strings (JSON from the Pulumi CLI); its default is empty.
+func (r *reader) list(name, desc string) []string {
+	v, ok := r.declare(Key{Name: name, Type: "array", Default: []string{}, Description: desc})
+	if !ok || strings.TrimSpace(v) == "" {
+		return nil
+	}
+	var out []string
+	if err := yaml.Unmarshal([]byte(v), &out); err != nil {
+		r.fail(name, "%q is not a list of names; write e.g. [\"published-ports\"]", v)
+		return nil
+	}
+	return out
+}
+
 // secret returns the key's value and whether it is set; a value stored in plaintext is refused.
 func (r *reader) secret(name, desc string) (string, bool) {
 	v, ok := r.declare(Key{Name: name, Type: "string", Description: desc, Secret: true})

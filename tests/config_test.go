@@ -78,6 +78,26 @@ func TestBadConfigIsRefusedBeforeAnyResourceWithTheKeyValueAndFix(t *testing.T) 
 			[]string{"maricusco:alertErrorRatio", "between 0 and 1"}},
 		{"a Docker host that is not a URL", dev.with("dockerHost", "my-server"),
 			[]string{"maricusco:dockerHost", `"my-server" is not a Docker host`}},
+		{"memory that is not whole megabytes", dev.with("resources", map[string]any{"redis": map[string]any{"reservations": map[string]string{"memory": "1536k"}}}),
+			[]string{"maricusco:resources.redis.reservations.memory", "not a whole number of megabytes"}},
+		{"memory below Docker's minimum", dev.with("resources", limit("chromadb", "memory", "4M")),
+			[]string{"maricusco:resources.chromadb.limits.memory", `"4M" is below Docker's minimum of 6M`}},
+		{"no rotated log kept", dev.with("logMaxFile", "0"),
+			[]string{"maricusco:logMaxFile", "0 is too small; keep at least 1 file"}},
+		{"a log size without a unit", dev.with("logMaxSize", "ten"),
+			[]string{"maricusco:logMaxSize", `"ten" is not a size`}},
+		{"a boolean that is not true or false", prod.with("protect", "yes"),
+			[]string{"maricusco:protect", `"yes" is not a boolean; write true or false`}},
+		{"an app port out of range", dev.with("appPort", "0"),
+			[]string{"maricusco:appPort", "0 is out of range; use 1 to 65535"}},
+		{"too many workers", prod.with("appUvicornWorkers", "512"),
+			[]string{"maricusco:appUvicornWorkers", "512 is out of range; use 1 to 64 workers"}},
+		{"a guardrail that does not exist", prod.with("waivers", []string{"no-healthchecks"}),
+			[]string{"maricusco:waivers", `"no-healthchecks" is not a guardrail; waive one of pinned-images, published-ports, restart-policy`}},
+		{"a database data port published to the world in prod", prod.with("ports", map[string]string{"postgres": "0.0.0.0:5432"}),
+			[]string{"maricusco:ports.postgres", "guardrail published-ports", "bind it to 127.0.0.1", "waivers[0]' published-ports"}},
+		{"a database name that is not an identifier", dev.with("postgresDb", "my-db"),
+			[]string{"maricusco:postgresDb", `"my-db" is not a plain identifier`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,7 +157,14 @@ func TestPulumiYamlDeclaresEveryScalarKeyAsTheProgramDefaultsIt(t *testing.T) {
 		}
 		require.NotNil(t, d.Type, k.Name)
 		assert.Equal(t, k.Type, *d.Type, k.Name)
-		assert.Equal(t, k.Default, d.Default, k.Name)
+		if k.Type == "array" {
+			require.NotNil(t, d.Items, k.Name)
+			assert.Equal(t, "string", d.Items.Type, k.Name)
+			assert.Empty(t, d.Default, k.Name)
+			assert.Empty(t, k.Default, k.Name)
+		} else {
+			assert.Equal(t, k.Default, d.Default, k.Name)
+		}
 		assert.Equal(t, k.Description, d.Description, k.Name)
 	}
 	for name := range declared {

@@ -31,6 +31,8 @@ func configTable() string {
 		def := "—"
 		if k.Default == "" {
 			def = "(empty)"
+		} else if list, ok := k.Default.([]string); ok {
+			def = fmt.Sprintf("`[%s]`", strings.Join(list, ", "))
 		} else if k.Default != nil {
 			def = fmt.Sprintf("`%v`", k.Default)
 		}
@@ -50,11 +52,18 @@ func projectConfigBlock(t *testing.T) string {
 		if k.Type == "object" || k.Secret {
 			continue
 		}
+		type items struct {
+			Type string `yaml:"type"`
+		}
 		decl := struct {
 			Type        string `yaml:"type"`
+			Items       *items `yaml:"items,omitempty"`
 			Default     any    `yaml:"default"`
 			Description string `yaml:"description"`
-		}{k.Type, k.Default, k.Description}
+		}{Type: k.Type, Default: k.Default, Description: k.Description}
+		if k.Type == "array" {
+			decl.Items = &items{Type: "string"}
+		}
 		var n yaml.Node
 		require.NoError(t, n.Encode(decl))
 		nodes = append(nodes, &yaml.Node{Kind: yaml.ScalarNode, Value: k.Name}, &n)

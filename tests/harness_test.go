@@ -359,3 +359,18 @@ func sameResource(a, b Resource) bool {
 		a.RetainOnDelete == b.RetainOnDelete && a.DeleteBeforeReplace == b.DeleteBeforeReplace &&
 		strings.Join(depsA, ",") == strings.Join(depsB, ",")
 }
+
+// loadConfig runs only the program's config loading under the mocks, for its warnings.
+func loadConfig(t testing.TB, sc StackConfig) (*stacks.Config, error) {
+	t.Helper()
+	var cfg *stacks.Config
+	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
+		var err error
+		cfg, err = stacks.Load(ctx)
+		return err
+	}, pulumi.WithMocks(stacks.Namespace, sc.Name, &mocks{}), func(info *pulumi.RunInfo) {
+		info.Config = sc.Values
+		info.ConfigSecretKeys = sc.Secrets
+	})
+	return cfg, err
+}

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -442,32 +441,7 @@ func checkSecretFile(t *testing.T, res *Result, container, variable, value strin
 func assertNoPlainSecret(t *testing.T, res *Result, needle string) {
 	t.Helper()
 	for _, r := range res.Resources {
-		walkPlain(r.Inputs, func(path, s string) {
-			assert.NotContains(t, s, needle, "%s %s: %s holds a secret in plaintext", r.Type, r.Name, path)
-		})
-	}
-}
-
-func walkPlain(m resource.PropertyMap, visit func(path, s string)) {
-	var walk func(path string, v resource.PropertyValue)
-	walk = func(path string, v resource.PropertyValue) {
-		switch {
-		case v.IsSecret():
-			return
-		case v.IsString():
-			visit(path, v.StringValue())
-		case v.IsArray():
-			for i, e := range v.ArrayValue() {
-				walk(fmt.Sprintf("%s[%d]", path, i), e)
-			}
-		case v.IsObject():
-			for k, e := range v.ObjectValue() {
-				walk(path+"."+string(k), e)
-			}
-		}
-	}
-	for k, v := range m {
-		walk(string(k), v)
+		assert.NotContains(t, serializePlain(t, r.Inputs), needle, "%s %s holds a secret in plaintext", r.Type, r.Name)
 	}
 }
 
@@ -514,6 +488,8 @@ func TestOutputsNameWhatWasDeployed(t *testing.T) {
 				assert.Equal(t, name, names[svc], svc)
 			}
 		}
+		assert.True(t, res.Exports["grafanaAdminPassword"].Secret)
+		assert.Equal(t, "generated-grafana-admin-password", res.Exports["grafanaAdminPassword"].Value)
 		conn := res.Exports["postgresConnectionString"]
 		assert.True(t, conn.Secret, "the connection string carries the password")
 		assert.Equal(t, "postgresql://maricusco:generated-postgres-password@postgres:5432/maricusco", conn.Value)
