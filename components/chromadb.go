@@ -43,7 +43,7 @@ func NewChromaDB(ctx *pulumi.Context, name string, args *ChromaDBArgs, opts ...p
 		Ports:         args.ports(ChromaDBPort),
 		HealthCheck:   []string{"CMD", "/bin/bash", "-c", heartbeat},
 		WritablePaths: []string{"/tmp"},
-	}, &dataVolume{Path: "/data"})
+	}, "/data")
 	if err != nil {
 		return nil, err
 	}

@@ -135,9 +135,13 @@ type ContainerSpec struct {
 
 // NewServiceContainer turns a service's ContainerSpec into a Docker container with the platform's
 // shared settings: network, limits, healthcheck, restart, log rotation, labels and hardening.
-func NewServiceContainer(ctx *pulumi.Context, name string, rt Runtime, spec ContainerSpec, opts ...pulumi.ResourceOption) (*docker.Container, error) {
+func NewServiceContainer(ctx *pulumi.Context, resourceName string, rt Runtime, spec ContainerSpec, opts ...pulumi.ResourceOption) (*docker.Container, error) {
+	name, err := containerName(rt, spec)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", spec.Name, err)
+	}
 	args := &docker.ContainerArgs{
-		Name:  containerName(rt, spec),
+		Name:  name,
 		Image: spec.Image,
 		NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{
 			Name:    rt.Network,
@@ -217,9 +221,10 @@ func NewServiceContainer(ctx *pulumi.Context, name string, rt Runtime, spec Cont
 		})
 	}
 	args.Uploads = uploads
-	// A fixed container name cannot exist twice, so the old container must go before its replacement comes.
+	// Docker refuses two containers with one name: a fixed name must go before its replacement
+	// comes; a rolling name lets the replacement come first.
 	opts = append(opts, pulumi.DeleteBeforeReplace(!spec.Rolling))
-	c, err := docker.NewContainer(ctx, name, args, opts...)
+	c, err := docker.NewContainer(ctx, resourceName, args, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", spec.Name, err)
 	}
@@ -251,11 +256,11 @@ func EnvVar(key, value string) pulumi.StringInput {
 }
 
 // containerName is the spec's name, or for a rolling container the name with a revision: a hash of
-// every input that Docker cannot change in place, resolved (secrets included, so that a new
-// password also rolls the container; the hash reveals nothing usable of them).
-func containerName(rt Runtime, spec ContainerSpec) pulumi.StringInput {
+// the container's whole spec, resolved (secrets included, so that a new password also rolls the
+// container; eight hex digits of a hash reveal nothing usable of them).
+func containerName(rt Runtime, spec ContainerSpec) (pulumi.StringInput, error) {
 	if !spec.Rolling {
-		return pulumi.String(spec.Name)
+		return pulumi.String(spec.Name), nil
 	}
 	plain, err := json.Marshal(struct {
 		Aliases, Entrypoint, Command, WritablePaths, Capabilities, HealthCheck []string
@@ -269,8 +274,7 @@ func containerName(rt Runtime, spec ContainerSpec) pulumi.StringInput {
 	}{spec.Aliases, spec.Entrypoint, spec.Command, spec.WritablePaths, spec.Capabilities, spec.HealthCheck, spec.User, spec.Ports,
 		spec.Resources, rt.Restart, rt.Health, rt.Logging, rt.Labels})
 	if err != nil {
-		// Only plain values are marshalled; this cannot fail.
-		plain = []byte(err.Error())
+		return nil, fmt.Errorf("revision: %w", err)
 	}
 	var contents, paths pulumi.StringArray
 	for _, f := range spec.Files {
@@ -289,5 +293,5 @@ func containerName(rt Runtime, spec ContainerSpec) pulumi.StringInput {
 		}
 		return spec.Name + "-" + hex.EncodeToString(h.Sum(nil))[:8]
 	}).(pulumi.StringOutput)
-	return pulumi.Unsecret(revision).(pulumi.StringOutput)
+	return pulumi.Unsecret(revision).(pulumi.StringOutput), nil
 }

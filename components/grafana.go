@@ -75,7 +75,7 @@ func NewGrafana(ctx *pulumi.Context, name string, args *GrafanaArgs, opts ...pul
 		Ports:         args.ports(GrafanaPort),
 		HealthCheck:   []string{"CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:" + strconv.Itoa(GrafanaPort) + "/api/health"},
 		WritablePaths: []string{"/tmp"},
-	}, &dataVolume{Path: "/var/lib/grafana"})
+	}, "/var/lib/grafana")
 	if err != nil {
 		return nil, err
 	}

@@ -70,7 +70,7 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 		// The master process starts as root, then runs the workers as the nginx user.
 		Capabilities:  []string{"SETGID", "SETUID"},
 		WritablePaths: []string{"/tmp"},
-	}, nil)
+	}, "")
 	if err != nil {
 		return nil, err
 	}

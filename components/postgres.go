@@ -75,7 +75,7 @@ func NewPostgres(ctx *pulumi.Context, name string, args *PostgresArgs, opts ...p
 		WritablePaths: []string{"/var/run/postgresql", "/tmp"},
 		// The entrypoint starts as root to own the data directory, then drops to the postgres user.
 		Capabilities: []string{"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"},
-	}, &dataVolume{Path: "/var/lib/postgresql/data"})
+	}, "/var/lib/postgresql/data")
 	if err != nil {
 		return nil, err
 	}

@@ -62,7 +62,7 @@ func NewPrometheus(ctx *pulumi.Context, name string, args *PrometheusArgs, opts 
 		Ports:         args.ports(PrometheusPort),
 		HealthCheck:   []string{"CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:" + strconv.Itoa(PrometheusPort) + "/-/healthy"},
 		WritablePaths: []string{"/tmp"},
-	}, &dataVolume{Path: "/prometheus"})
+	}, "/prometheus")
 	if err != nil {
 		return nil, err
 	}

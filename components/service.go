@@ -61,11 +61,6 @@ type serviceResources struct {
 	Container *docker.Container
 }
 
-// dataVolume names where a service keeps its data inside its container.
-type dataVolume struct {
-	Path string
-}
-
 // PullImage declares an image so that Docker pulls it once, before the containers that use it are
 // created; the image stays on the host when the stack lets go of it, since other stacks may use it.
 func PullImage(ctx *pulumi.Context, name, ref string, opts ...pulumi.ResourceOption) (*docker.RemoteImage, error) {
@@ -94,25 +89,24 @@ func NewDataVolume(ctx *pulumi.Context, name, dockerName string, policy VolumePo
 }
 
 // deployService creates what a single-container service is made of, as children of parent: its
-// image, its data volume (when data is set) mounted at data.Path, and its container.
-func deployService(ctx *pulumi.Context, parent pulumi.Resource, service string, args ServiceArgs, spec ContainerSpec, data *dataVolume, opts ...pulumi.ResourceOption) (*serviceResources, error) {
-	child := append([]pulumi.ResourceOption{pulumi.Parent(parent)}, opts...)
+// image, its data volume mounted at dataPath (none when dataPath is empty), and its container.
+func deployService(ctx *pulumi.Context, parent pulumi.Resource, service string, args ServiceArgs, spec ContainerSpec, dataPath string) (*serviceResources, error) {
 	img, err := PullImage(ctx, service+"-image", args.Image, pulumi.Parent(parent))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", service, err)
 	}
 	res := &serviceResources{Image: img}
-	if data != nil {
+	if dataPath != "" {
 		res.Volume, err = NewDataVolume(ctx, service+"-data", args.VolumeName(service), args.Volumes, pulumi.Parent(parent))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", service, err)
 		}
-		spec.Volumes = append(spec.Volumes, VolumeMount{Volume: res.Volume.Name, Path: data.Path})
+		spec.Volumes = append(spec.Volumes, VolumeMount{Volume: res.Volume.Name, Path: dataPath})
 	}
 	spec.Name = args.ContainerName(service)
 	spec.Image = img.ImageId
 	spec.Resources = args.Resources
-	res.Container, err = NewServiceContainer(ctx, service+"-container", args.Runtime, spec, child...)
+	res.Container, err = NewServiceContainer(ctx, service+"-container", args.Runtime, spec, pulumi.Parent(parent))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", service, err)
 	}
