@@ -16,26 +16,28 @@ const AppHost = "app"
 // AppUser is the non-root user (appuser) the application image runs as.
 const AppUser = "1000"
 
-// AppSettings are the application entrypoint's settings (the seed's APP_* and UVICORN_* variables).
+// AppSettings are the application entrypoint's settings (the seed's APP_* and UVICORN_* variables)
+// and its extra plain environment.
 type AppSettings struct {
-	Module         string
-	Host           string
-	Port           int
-	Workers        int
-	Reload         bool
-	ExtraArgs      string
-	Env            map[string]string
-	SecretEnv      map[string]pulumi.StringInput
-	PostgresDB     string
-	PostgresUser   string
-	PostgresSecret pulumi.StringInput
-	RedisSecret    pulumi.StringInput
+	Module    string
+	Host      string
+	Port      int
+	Workers   int
+	Reload    bool
+	ExtraArgs string
+	Env       map[string]string
 }
 
 // AppArgs configure the application.
 type AppArgs struct {
 	ServiceArgs
 	AppSettings
+	// SecretEnv is extra secret environment.
+	SecretEnv map[string]pulumi.StringInput
+	// PostgresDB and PostgresUser name the database and role the app connects as.
+	PostgresDB, PostgresUser string
+	// PostgresPassword and RedisPassword reach the app as files (secrets).
+	PostgresPassword, RedisPassword pulumi.StringInput
 	// Replicas is the number of instances. One instance is the seed's `maricusco-app` and publishes
 	// the port itself; more instances publish nothing and a load balancer publishes the port.
 	Replicas int
@@ -66,7 +68,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	pgPassword, redisPassword := PostgresPasswordFile, RedisPasswordFile
-	pgPassword.Content, redisPassword.Content = args.PostgresSecret, args.RedisSecret
+	pgPassword.Content, redisPassword.Content = args.PostgresPassword, args.RedisPassword
 	s := args.AppSettings
 	env := pulumi.StringArray{
 		EnvVar("APP_MODULE", s.Module),
@@ -77,8 +79,8 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 		EnvVar("EXTRA_UVICORN_ARGS", s.ExtraArgs),
 		EnvVar("POSTGRES_HOST", PostgresHost),
 		EnvVar("POSTGRES_PORT", strconv.Itoa(PostgresPort)),
-		EnvVar("POSTGRES_DB", s.PostgresDB),
-		EnvVar("POSTGRES_USER", s.PostgresUser),
+		EnvVar("POSTGRES_DB", args.PostgresDB),
+		EnvVar("POSTGRES_USER", args.PostgresUser),
 		EnvVar("POSTGRES_PASSWORD_FILE", pgPassword.Path()),
 		EnvVar("REDIS_HOST", RedisHost),
 		EnvVar("REDIS_PORT", strconv.Itoa(RedisPort)),
@@ -89,8 +91,8 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		env = append(env, EnvVar(k, s.Env[k]))
 	}
-	for _, k := range slices.Sorted(maps.Keys(s.SecretEnv)) {
-		env = append(env, pulumi.ToSecret(pulumi.Sprintf("%s=%s", k, s.SecretEnv[k])).(pulumi.StringOutput))
+	for _, k := range slices.Sorted(maps.Keys(args.SecretEnv)) {
+		env = append(env, pulumi.ToSecret(pulumi.Sprintf("%s=%s", k, args.SecretEnv[k])).(pulumi.StringOutput))
 	}
 	spec := ContainerSpec{
 		Name:          args.ContainerName("app"),

@@ -1,10 +1,8 @@
 package components
 
 import (
-	"fmt"
 	"strconv"
 
-	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -22,37 +20,24 @@ type ChromaDBArgs struct {
 // ChromaDB is the vector memory store, data in its named volume.
 type ChromaDB struct {
 	pulumi.ResourceState
-
-	// Container is the ChromaDB container.
-	Container *docker.Container
-	// Volume holds the collections.
-	Volume *docker.Volume
+	Service
 }
 
 // NewChromaDB declares the ChromaDB service. The healthcheck suits the 1.x images: they answer
 // the heartbeat on /api/v2 and ship bash but neither curl, wget nor python.
 func NewChromaDB(ctx *pulumi.Context, name string, args *ChromaDBArgs, opts ...pulumi.ResourceOption) (*ChromaDB, error) {
 	c := &ChromaDB{}
-	if err := ctx.RegisterComponentResource("maricusco:components:ChromaDB", name, c, opts...); err != nil {
-		return nil, fmt.Errorf("chromadb: %w", err)
-	}
 	heartbeat := `exec 3<>/dev/tcp/127.0.0.1/` + strconv.Itoa(ChromaDBPort) +
 		` && printf 'GET /api/v2/heartbeat HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3 && head -n 1 <&3 | grep -q ' 200 '`
-	svc, err := deployService(ctx, c, "chromadb", args.ServiceArgs, ContainerSpec{
+	svc, err := newService(ctx, "maricusco:components:ChromaDB", name, c, "chromadb", args.ServiceArgs, ContainerSpec{
 		Aliases:       []string{ChromaDBHost},
 		Ports:         args.ports(ChromaDBPort),
 		HealthCheck:   []string{"CMD", "/bin/bash", "-c", heartbeat},
 		WritablePaths: []string{"/tmp"},
-	}, "/data")
+	}, "/data", nil, opts)
 	if err != nil {
 		return nil, err
 	}
-	c.Container, c.Volume = svc.Container, svc.Volume
-	if err := ctx.RegisterResourceOutputs(c, pulumi.Map{
-		"containerName": c.Container.Name,
-		"volumeName":    c.Volume.Name,
-	}); err != nil {
-		return nil, fmt.Errorf("chromadb: %w", err)
-	}
+	c.Service = svc
 	return c, nil
 }

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"strconv"
 
-	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -31,19 +30,12 @@ type GrafanaArgs struct {
 // Maricusco dashboard. Data (users, preferences) lives in its named volume.
 type Grafana struct {
 	pulumi.ResourceState
-
-	// Container is the Grafana container.
-	Container *docker.Container
-	// Volume holds Grafana's database.
-	Volume *docker.Volume
+	Service
 }
 
 // NewGrafana declares Grafana.
 func NewGrafana(ctx *pulumi.Context, name string, args *GrafanaArgs, opts ...pulumi.ResourceOption) (*Grafana, error) {
 	g := &Grafana{}
-	if err := ctx.RegisterComponentResource("maricusco:components:Grafana", name, g, opts...); err != nil {
-		return nil, fmt.Errorf("grafana: %w", err)
-	}
 	dashboards, err := args.Dashboards, error(nil)
 	if dashboards == nil {
 		if dashboards, err = Dashboards(); err != nil {
@@ -60,7 +52,7 @@ func NewGrafana(ctx *pulumi.Context, name string, args *GrafanaArgs, opts ...pul
 		return nil, fmt.Errorf("grafana: %w", err)
 	}
 	wrapper := File{Name: "grafana-entrypoint.sh", Content: pulumi.String(entrypoint)}
-	svc, err := deployService(ctx, g, "grafana", args.ServiceArgs, ContainerSpec{
+	svc, err := newService(ctx, "maricusco:components:Grafana", name, g, "grafana", args.ServiceArgs, ContainerSpec{
 		Aliases: []string{GrafanaHost},
 		// The image's /run.sh, wrapped so that a rotated admin password reaches Grafana's database.
 		Entrypoint: []string{"/bin/sh", wrapper.Path()},
@@ -75,17 +67,11 @@ func NewGrafana(ctx *pulumi.Context, name string, args *GrafanaArgs, opts ...pul
 		Ports:         args.ports(GrafanaPort),
 		HealthCheck:   []string{"CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:" + strconv.Itoa(GrafanaPort) + "/api/health"},
 		WritablePaths: []string{"/tmp"},
-	}, "/var/lib/grafana")
+	}, "/var/lib/grafana", nil, opts)
 	if err != nil {
 		return nil, err
 	}
-	g.Container, g.Volume = svc.Container, svc.Volume
-	if err := ctx.RegisterResourceOutputs(g, pulumi.Map{
-		"containerName": g.Container.Name,
-		"volumeName":    g.Volume.Name,
-	}); err != nil {
-		return nil, fmt.Errorf("grafana: %w", err)
-	}
+	g.Service = svc
 	return g, nil
 }
 

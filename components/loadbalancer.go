@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -39,17 +38,12 @@ type LoadBalancerArgs struct {
 // instances' shared alias, not the instances, so scaling and rolling replacements never touch it.
 type LoadBalancer struct {
 	pulumi.ResourceState
-
-	// Container is the nginx container.
-	Container *docker.Container
+	Service
 }
 
 // NewLoadBalancer declares the load balancer.
 func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, opts ...pulumi.ResourceOption) (*LoadBalancer, error) {
 	lb := &LoadBalancer{}
-	if err := ctx.RegisterComponentResource("maricusco:components:LoadBalancer", name, lb, opts...); err != nil {
-		return nil, fmt.Errorf("load balancer: %w", err)
-	}
 	text, err := RenderNginxConfig(NginxConfig{
 		ListenPort:   LoadBalancerPort,
 		AppHost:      AppHost,
@@ -61,7 +55,7 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 		return nil, fmt.Errorf("load balancer: %w", err)
 	}
 	conf := File{Name: "nginx.conf", Content: pulumi.String(text)}
-	svc, err := deployService(ctx, lb, "lb", args.ServiceArgs, ContainerSpec{
+	svc, err := newService(ctx, "maricusco:components:LoadBalancer", name, lb, "lb", args.ServiceArgs, ContainerSpec{
 		Aliases:     []string{"lb"},
 		Command:     []string{"nginx", "-c", conf.Path(), "-g", "daemon off;"},
 		Files:       []File{conf},
@@ -70,13 +64,10 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 		// The master process starts as root, then runs the workers as the nginx user.
 		Capabilities:  []string{"SETGID", "SETUID"},
 		WritablePaths: []string{"/tmp"},
-	}, "")
+	}, "", nil, opts)
 	if err != nil {
 		return nil, err
 	}
-	lb.Container = svc.Container
-	if err := ctx.RegisterResourceOutputs(lb, pulumi.Map{"containerName": lb.Container.Name}); err != nil {
-		return nil, fmt.Errorf("load balancer: %w", err)
-	}
+	lb.Service = svc
 	return lb, nil
 }

@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -32,11 +31,7 @@ type PostgresArgs struct {
 // Postgres is the time-series database: TimescaleDB on PostgreSQL, data in its named volume.
 type Postgres struct {
 	pulumi.ResourceState
-
-	// Container is the database container.
-	Container *docker.Container
-	// Volume holds the data directory.
-	Volume *docker.Volume
+	Service
 	// ConnectionString reaches the database from the platform network (secret).
 	ConnectionString pulumi.StringOutput
 }
@@ -44,9 +39,15 @@ type Postgres struct {
 // NewPostgres declares the PostgreSQL service.
 func NewPostgres(ctx *pulumi.Context, name string, args *PostgresArgs, opts ...pulumi.ResourceOption) (*Postgres, error) {
 	pg := &Postgres{}
-	if err := ctx.RegisterComponentResource("maricusco:components:Postgres", name, pg, opts...); err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
-	}
+	pg.ConnectionString = pulumi.ToSecret(args.Password.ToStringOutput().ApplyT(func(pw string) string {
+		u := url.URL{
+			Scheme: "postgresql",
+			User:   url.UserPassword(args.User, pw),
+			Host:   PostgresHost + ":" + strconv.Itoa(PostgresPort),
+			Path:   "/" + args.Database,
+		}
+		return u.String()
+	})).(pulumi.StringOutput)
 	password := PostgresPasswordFile
 	password.Content = args.Password
 	entrypoint, err := asset("postgres-entrypoint.sh")
@@ -58,7 +59,7 @@ func NewPostgres(ctx *pulumi.Context, name string, args *PostgresArgs, opts ...p
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	wrapper := File{Name: "postgres-entrypoint.sh", Content: pulumi.String(entrypoint)}
-	svc, err := deployService(ctx, pg, "postgres", args.ServiceArgs, ContainerSpec{
+	svc, err := newService(ctx, "maricusco:components:Postgres", name, pg, "postgres", args.ServiceArgs, ContainerSpec{
 		Aliases: []string{PostgresHost},
 		// The image's entrypoint, wrapped so that a rotated password reaches an existing database.
 		Entrypoint: []string{"/bin/sh", wrapper.Path()},
@@ -75,26 +76,10 @@ func NewPostgres(ctx *pulumi.Context, name string, args *PostgresArgs, opts ...p
 		WritablePaths: []string{"/var/run/postgresql", "/tmp"},
 		// The entrypoint starts as root to own the data directory, then drops to the postgres user.
 		Capabilities: []string{"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"},
-	}, "/var/lib/postgresql/data")
+	}, "/var/lib/postgresql/data", pulumi.Map{"connectionString": pg.ConnectionString}, opts)
 	if err != nil {
 		return nil, err
 	}
-	pg.Container, pg.Volume = svc.Container, svc.Volume
-	pg.ConnectionString = pulumi.ToSecret(args.Password.ToStringOutput().ApplyT(func(pw string) string {
-		u := url.URL{
-			Scheme: "postgresql",
-			User:   url.UserPassword(args.User, pw),
-			Host:   PostgresHost + ":" + strconv.Itoa(PostgresPort),
-			Path:   "/" + args.Database,
-		}
-		return u.String()
-	})).(pulumi.StringOutput)
-	if err := ctx.RegisterResourceOutputs(pg, pulumi.Map{
-		"containerName":    pg.Container.Name,
-		"volumeName":       pg.Volume.Name,
-		"connectionString": pg.ConnectionString,
-	}); err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
-	}
+	pg.Service = svc
 	return pg, nil
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -25,19 +24,12 @@ type PrometheusArgs struct {
 // Prometheus collects the application's metrics, data in its named volume.
 type Prometheus struct {
 	pulumi.ResourceState
-
-	// Container is the Prometheus container.
-	Container *docker.Container
-	// Volume holds the time-series database.
-	Volume *docker.Volume
+	Service
 }
 
 // NewPrometheus declares Prometheus with its generated scrape configuration and alert rules.
 func NewPrometheus(ctx *pulumi.Context, name string, args *PrometheusArgs, opts ...pulumi.ResourceOption) (*Prometheus, error) {
 	p := &Prometheus{}
-	if err := ctx.RegisterComponentResource("maricusco:components:Prometheus", name, p, opts...); err != nil {
-		return nil, fmt.Errorf("prometheus: %w", err)
-	}
 	rules := File{Name: "alerts.yml"}
 	cfg := args.PrometheusConfig
 	cfg.RulesFile = rules.Path()
@@ -51,7 +43,7 @@ func NewPrometheus(ctx *pulumi.Context, name string, args *PrometheusArgs, opts 
 	}
 	rules.Content = pulumi.String(rulesText)
 	config := File{Name: "prometheus.yml", Content: pulumi.String(configText)}
-	svc, err := deployService(ctx, p, "prometheus", args.ServiceArgs, ContainerSpec{
+	svc, err := newService(ctx, "maricusco:components:Prometheus", name, p, "prometheus", args.ServiceArgs, ContainerSpec{
 		Aliases: []string{PrometheusHost},
 		Command: []string{
 			"--config.file=" + config.Path(),
@@ -62,16 +54,10 @@ func NewPrometheus(ctx *pulumi.Context, name string, args *PrometheusArgs, opts 
 		Ports:         args.ports(PrometheusPort),
 		HealthCheck:   []string{"CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:" + strconv.Itoa(PrometheusPort) + "/-/healthy"},
 		WritablePaths: []string{"/tmp"},
-	}, "/prometheus")
+	}, "/prometheus", nil, opts)
 	if err != nil {
 		return nil, err
 	}
-	p.Container, p.Volume = svc.Container, svc.Volume
-	if err := ctx.RegisterResourceOutputs(p, pulumi.Map{
-		"containerName": p.Container.Name,
-		"volumeName":    p.Volume.Name,
-	}); err != nil {
-		return nil, fmt.Errorf("prometheus: %w", err)
-	}
+	p.Service = svc
 	return p, nil
 }

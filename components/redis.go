@@ -1,10 +1,8 @@
 package components
 
 import (
-	"fmt"
 	"strconv"
 
-	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -27,24 +25,17 @@ type RedisArgs struct {
 // Redis is the caching layer, persisted (append-only file) in its named volume.
 type Redis struct {
 	pulumi.ResourceState
-
-	// Container is the Redis container.
-	Container *docker.Container
-	// Volume holds the append-only file and snapshots.
-	Volume *docker.Volume
+	Service
 }
 
 // NewRedis declares the Redis service.
 func NewRedis(ctx *pulumi.Context, name string, args *RedisArgs, opts ...pulumi.ResourceOption) (*Redis, error) {
 	r := &Redis{}
-	if err := ctx.RegisterComponentResource("maricusco:components:Redis", name, r, opts...); err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
-	}
 	password := RedisPasswordFile
 	password.Content = args.Password
 	// The password sits in a config file, not on the command line where `docker inspect` would show it.
 	conf := File{Name: "redis.conf", Content: pulumi.Sprintf("requirepass %q\nappendonly yes\ndir /data\n", args.Password)}
-	svc, err := deployService(ctx, r, "redis", args.ServiceArgs, ContainerSpec{
+	svc, err := newService(ctx, "maricusco:components:Redis", name, r, "redis", args.ServiceArgs, ContainerSpec{
 		Aliases: []string{RedisHost},
 		Command: []string{"redis-server", conf.Path()},
 		Files:   []File{conf, password},
@@ -54,16 +45,10 @@ func NewRedis(ctx *pulumi.Context, name string, args *RedisArgs, opts ...pulumi.
 		WritablePaths: []string{"/tmp"},
 		// The entrypoint starts as root to own /data, then drops to the redis user.
 		Capabilities: []string{"CHOWN", "SETGID", "SETUID"},
-	}, "/data")
+	}, "/data", nil, opts)
 	if err != nil {
 		return nil, err
 	}
-	r.Container, r.Volume = svc.Container, svc.Volume
-	if err := ctx.RegisterResourceOutputs(r, pulumi.Map{
-		"containerName": r.Container.Name,
-		"volumeName":    r.Volume.Name,
-	}); err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
-	}
+	r.Service = svc
 	return r, nil
 }

@@ -54,11 +54,12 @@ func (a ServiceArgs) ports(containerPort int) []PortBinding {
 	return []PortBinding{{HostIP: a.Publish.IP, HostPort: a.Publish.Port, ContainerPort: containerPort}}
 }
 
-// serviceResources are the Docker resources one service is made of.
-type serviceResources struct {
-	Image     *docker.RemoteImage
-	Volume    *docker.Volume
+// Service is what a single-container service component holds: its container and data volume.
+type Service struct {
+	// Container is the service's container.
 	Container *docker.Container
+	// Volume holds the service's data (nil for a service that keeps none).
+	Volume *docker.Volume
 }
 
 // PullImage declares an image so that Docker pulls it once, before the containers that use it are
@@ -88,27 +89,39 @@ func NewDataVolume(ctx *pulumi.Context, name, dockerName string, policy VolumePo
 	return v, nil
 }
 
-// deployService creates what a single-container service is made of, as children of parent: its
-// image, its data volume mounted at dataPath (none when dataPath is empty), and its container.
-func deployService(ctx *pulumi.Context, parent pulumi.Resource, service string, args ServiceArgs, spec ContainerSpec, dataPath string) (*serviceResources, error) {
-	img, err := PullImage(ctx, service+"-image", args.Image, pulumi.Parent(parent))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", service, err)
+// newService registers component c (type token typ) for one single-container service, declares
+// the service's image, its data volume mounted at dataPath (none when dataPath is empty) and its
+// container as c's children, and registers c's outputs: outputs plus the container and volume names.
+func newService(ctx *pulumi.Context, typ, name string, c pulumi.ComponentResource, service string, args ServiceArgs, spec ContainerSpec, dataPath string, outputs pulumi.Map, opts []pulumi.ResourceOption) (Service, error) {
+	if err := ctx.RegisterComponentResource(typ, name, c, opts...); err != nil {
+		return Service{}, fmt.Errorf("%s: %w", service, err)
 	}
-	res := &serviceResources{Image: img}
+	img, err := PullImage(ctx, service+"-image", args.Image, pulumi.Parent(c))
+	if err != nil {
+		return Service{}, fmt.Errorf("%s: %w", service, err)
+	}
+	var res Service
+	if outputs == nil {
+		outputs = pulumi.Map{}
+	}
 	if dataPath != "" {
-		res.Volume, err = NewDataVolume(ctx, service+"-data", args.VolumeName(service), args.Volumes, pulumi.Parent(parent))
+		res.Volume, err = NewDataVolume(ctx, service+"-data", args.VolumeName(service), args.Volumes, pulumi.Parent(c))
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", service, err)
+			return Service{}, fmt.Errorf("%s: %w", service, err)
 		}
 		spec.Volumes = append(spec.Volumes, VolumeMount{Volume: res.Volume.Name, Path: dataPath})
+		outputs["volumeName"] = res.Volume.Name
 	}
 	spec.Name = args.ContainerName(service)
 	spec.Image = img.ImageId
 	spec.Resources = args.Resources
-	res.Container, err = NewServiceContainer(ctx, service+"-container", args.Runtime, spec, pulumi.Parent(parent))
+	res.Container, err = NewServiceContainer(ctx, service+"-container", args.Runtime, spec, pulumi.Parent(c))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", service, err)
+		return Service{}, fmt.Errorf("%s: %w", service, err)
+	}
+	outputs["containerName"] = res.Container.Name
+	if err := ctx.RegisterResourceOutputs(c, outputs); err != nil {
+		return Service{}, fmt.Errorf("%s: %w", service, err)
 	}
 	return res, nil
 }

@@ -75,14 +75,10 @@ type Config struct {
 
 // AppConfig is the application's part of the config.
 type AppConfig struct {
-	Replicas  int
-	Module    string
-	Host      string
-	Port      int
-	Workers   int
-	Reload    bool
-	ExtraArgs string
-	Env       map[string]string
+	components.AppSettings
+	// Replicas is the number of instances.
+	Replicas int
+	// SecretEnv is extra secret environment (plaintext in memory only).
 	SecretEnv map[string]string
 }
 

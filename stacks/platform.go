@@ -143,24 +143,16 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 		secretEnv[k] = pulumi.ToSecret(pulumi.String(v)).(pulumi.StringOutput)
 	}
 	if p.App, err = components.NewApp(ctx, "app", &components.AppArgs{
-		ServiceArgs: service("app"),
-		AppSettings: components.AppSettings{
-			Module:         cfg.App.Module,
-			Host:           cfg.App.Host,
-			Port:           cfg.App.Port,
-			Workers:        cfg.App.Workers,
-			Reload:         cfg.App.Reload,
-			ExtraArgs:      cfg.App.ExtraArgs,
-			Env:            cfg.App.Env,
-			SecretEnv:      secretEnv,
-			PostgresDB:     cfg.PostgresDB,
-			PostgresUser:   cfg.PostgresUser,
-			PostgresSecret: p.Secrets.PostgresPassword,
-			RedisSecret:    p.Secrets.RedisPassword,
-		},
-		Replicas:     cfg.App.Replicas,
-		LoadBalancer: loadBalancer,
-		DependsOn:    []pulumi.Resource{p.Postgres.Container, p.Redis.Container, p.ChromaDB.Container},
+		ServiceArgs:      service("app"),
+		AppSettings:      cfg.App.AppSettings,
+		SecretEnv:        secretEnv,
+		PostgresDB:       cfg.PostgresDB,
+		PostgresUser:     cfg.PostgresUser,
+		PostgresPassword: p.Secrets.PostgresPassword,
+		RedisPassword:    p.Secrets.RedisPassword,
+		Replicas:         cfg.App.Replicas,
+		LoadBalancer:     loadBalancer,
+		DependsOn:        []pulumi.Resource{p.Postgres.Container, p.Redis.Container, p.ChromaDB.Container},
 	}, onDocker); err != nil {
 		return nil, err
 	}
