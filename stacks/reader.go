@@ -146,7 +146,12 @@ func (r *reader) object(name, desc string, out any, secret bool) bool {
 	dec := yaml.NewDecoder(bytes.NewReader([]byte(v)))
 	dec.KnownFields(true)
 	if err := dec.Decode(out); err != nil {
-		r.fail(name, "cannot be read: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		if secret {
+			// The decoder's message quotes the value; a secret's must not reach the output.
+			r.fail(name, "cannot be read as NAME: value entries (details withheld: the value is secret)")
+		} else {
+			r.fail(name, "cannot be read: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		}
 		return false
 	}
 	if secret && !r.src.isSecret(Namespace+":"+name) {

@@ -66,6 +66,8 @@ func TestBadConfigIsRefusedBeforeAnyResourceWithTheKeyValueAndFix(t *testing.T) 
 			[]string{"maricusco:postgresPassword", "is stored in plaintext", "pulumi config set --secret postgresPassword"}},
 		{"secret app environment in plaintext", prod.with("appSecretEnv", map[string]string{"API_KEY": "abc"}),
 			[]string{"maricusco:appSecretEnv", "is stored in plaintext"}},
+		{"secret app environment that is not a map, without echoing it", prod.withSecret("appSecretEnv", "hunter2-leaked"),
+			[]string{"maricusco:appSecretEnv", "details withheld"}},
 		{"a weak secret", prod.withSecret(stacks.GrafanaAdminPasswordKey, "admin"),
 			[]string{"maricusco:grafanaAdminPassword", "too weak"}},
 		{"reload in prod", prod.with("appUvicornReload", "true"),
@@ -106,6 +108,7 @@ func TestBadConfigIsRefusedBeforeAnyResourceWithTheKeyValueAndFix(t *testing.T) 
 			for _, w := range tc.want {
 				assert.Contains(t, err.Error(), w)
 			}
+			assert.NotContains(t, err.Error(), "hunter2", "an error never echoes a secret")
 			assert.Empty(t, res.Resources, "nothing may be registered when the config is bad")
 		})
 	}
