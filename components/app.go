@@ -67,8 +67,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
-	pgPassword, redisPassword := PostgresPasswordFile, RedisPasswordFile
-	pgPassword.Content, redisPassword.Content = args.PostgresPassword, args.RedisPassword
+	pgPassword, redisPassword := PostgresPasswordFile.With(args.PostgresPassword), RedisPasswordFile.With(args.RedisPassword)
 	s := args.AppSettings
 	env := pulumi.StringArray{
 		EnvVar("APP_MODULE", s.Module),

@@ -93,6 +93,12 @@ type File struct {
 	Content pulumi.StringInput
 }
 
+// With returns the file with the given content.
+func (f File) With(content pulumi.StringInput) File {
+	f.Content = content
+	return f
+}
+
 // Path is where the file appears inside the container.
 func (f File) Path() string { return FilesDir + "/" + f.Name }
 

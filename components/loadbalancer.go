@@ -22,6 +22,17 @@ type NginxConfig struct {
 	ResolveEvery string
 }
 
+// LoadBalancerConfig is the load balancer's nginx config for instances listening on appPort.
+func LoadBalancerConfig(appPort int) NginxConfig {
+	return NginxConfig{
+		ListenPort:   LoadBalancerPort,
+		AppHost:      AppHost,
+		AppPort:      appPort,
+		HealthPath:   LoadBalancerHealthPath,
+		ResolveEvery: "5s",
+	}
+}
+
 // RenderNginxConfig renders nginx.conf.
 func RenderNginxConfig(c NginxConfig) (string, error) {
 	return render("nginx.conf.tmpl", c)
@@ -44,13 +55,7 @@ type LoadBalancer struct {
 // NewLoadBalancer declares the load balancer.
 func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, opts ...pulumi.ResourceOption) (*LoadBalancer, error) {
 	lb := &LoadBalancer{}
-	text, err := RenderNginxConfig(NginxConfig{
-		ListenPort:   LoadBalancerPort,
-		AppHost:      AppHost,
-		AppPort:      args.AppPort,
-		HealthPath:   LoadBalancerHealthPath,
-		ResolveEvery: "5s",
-	})
+	text, err := RenderNginxConfig(LoadBalancerConfig(args.AppPort))
 	if err != nil {
 		return nil, fmt.Errorf("load balancer: %w", err)
 	}

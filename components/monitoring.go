@@ -42,8 +42,6 @@ type PrometheusConfig struct {
 	Stack string
 	// ScrapeInterval is Prometheus's scrape and rule evaluation interval (Prometheus notation, e.g. 15s).
 	ScrapeInterval string
-	// AppHost is the DNS name every application instance answers on the platform network.
-	AppHost string
 	// AppPort is the port the instances serve /metrics on.
 	AppPort int
 	// ErrorRatio is the share of 5xx responses (0 to 1) above which the error alert fires.
@@ -56,9 +54,10 @@ type PrometheusConfig struct {
 func RenderPrometheusConfig(c PrometheusConfig) (string, error) {
 	return render("prometheus.yml.tmpl", struct {
 		PrometheusConfig
-		AppJob string
-		Port   int
-	}{c, AppJob, PrometheusPort})
+		AppJob  string
+		AppHost string
+		Port    int
+	}{c, AppJob, AppHost, PrometheusPort})
 }
 
 // RenderAlertRules renders the alert rules file.

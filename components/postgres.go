@@ -48,8 +48,7 @@ func NewPostgres(ctx *pulumi.Context, name string, args *PostgresArgs, opts ...p
 		}
 		return u.String()
 	})).(pulumi.StringOutput)
-	password := PostgresPasswordFile
-	password.Content = args.Password
+	password := PostgresPasswordFile.With(args.Password)
 	entrypoint, err := asset("postgres-entrypoint.sh")
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)

@@ -31,8 +31,7 @@ type Redis struct {
 // NewRedis declares the Redis service.
 func NewRedis(ctx *pulumi.Context, name string, args *RedisArgs, opts ...pulumi.ResourceOption) (*Redis, error) {
 	r := &Redis{}
-	password := RedisPasswordFile
-	password.Content = args.Password
+	password := RedisPasswordFile.With(args.Password)
 	// The password sits in a config file, not on the command line where `docker inspect` would show it.
 	conf := File{Name: "redis.conf", Content: pulumi.Sprintf("requirepass %q\nappendonly yes\ndir /data\n", args.Password)}
 	svc, err := newService(ctx, "maricusco:components:Redis", name, r, "redis", args.ServiceArgs, ContainerSpec{

@@ -235,7 +235,7 @@ func read(r *reader, stack string) *Config {
 		r.fail("alertErrorRatio", "%q is not a ratio; write a number between 0 and 1, e.g. 0.05", ratio)
 	}
 	c.Waivers = r.list("waivers", "Guardrails this stack lifts deliberately (pinned-images, published-ports, restart-policy); each still logs a warning.")
-	checkGuardrails(r, c, c.Waivers)
+	checkGuardrails(r, c)
 	return c
 }
 

@@ -161,7 +161,6 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 		PrometheusConfig: components.PrometheusConfig{
 			Stack:          ctx.Stack(),
 			ScrapeInterval: cfg.ScrapeInterval,
-			AppHost:        components.AppHost,
 			AppPort:        cfg.App.Port,
 			ErrorRatio:     cfg.AlertErrorRatio,
 		},

@@ -36,10 +36,7 @@ func TestNginxAcceptsTheLoadBalancerConfigFor1And3And10Instances(t *testing.T) {
 			lb, hasLB := res.Containers()["maricusco-lb"]
 			if n == 1 {
 				assert.False(t, hasLB, "a single instance publishes the port itself")
-				config, err := components.RenderNginxConfig(components.NginxConfig{
-					ListenPort: components.LoadBalancerPort, AppHost: components.AppHost, AppPort: 8000,
-					HealthPath: components.LoadBalancerHealthPath, ResolveEvery: "5s",
-				})
+				config, err := components.RenderNginxConfig(components.LoadBalancerConfig(8000))
 				require.NoError(t, err)
 				nginxTest(t, config)
 				return
