@@ -47,15 +47,23 @@ type AppArgs struct {
 	DependsOn []pulumi.Resource
 }
 
-// App is the Maricusco FastAPI application: one container, or several behind a load balancer.
+// App is the Maricusco FastAPI application: one container, or several instances behind nginx.
 type App struct {
 	pulumi.ResourceState
 
 	// Containers are the application's instances.
 	Containers []*docker.Container
-	// LoadBalancer fronts the instances when there are several (nil otherwise).
-	LoadBalancer *LoadBalancer
+	// Front publishes the application's port: the single instance itself, or the load balancer
+	// in front of several.
+	Front *docker.Container
+	// LoadBalanced tells whether Front is the load balancer.
+	LoadBalanced bool
 }
+
+// frontName is the logical name of the container that publishes the app's port, whichever it is.
+// Keeping one name for both makes 1 -> N and N -> 1 a replacement of one resource, which Pulumi
+// deletes before it creates: the port is free when the new front binds it.
+const frontName = "app-front"
 
 // NewApp declares the application.
 func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.ResourceOption) (*App, error) {
@@ -63,7 +71,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 	if err := ctx.RegisterComponentResource("maricusco:components:App", name, app, opts...); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
-	img, err := PullImage(ctx, "app-image", args.Image, pulumi.Parent(app))
+	img, err := PullImage(ctx, name+"-image", args.Image, pulumi.Parent(app))
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
@@ -105,37 +113,47 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 		HealthCheck:   []string{"CMD", "/usr/local/bin/healthcheck"},
 		WritablePaths: []string{"/tmp"},
 	}
-	if args.Replicas == 1 {
-		c, err := NewServiceContainer(ctx, "app-container", args.Runtime, spec, pulumi.Parent(app), pulumi.DependsOn(args.DependsOn))
-		if err != nil {
-			return nil, fmt.Errorf("app: %w", err)
-		}
-		app.Containers = []*docker.Container{c}
-	} else {
-		// Instances publish nothing: the load balancer does. Each keeps its index in its logical
-		// name and alias, so scaling adds or removes only the instances past the old count.
-		spec.Ports, spec.Rolling = nil, true
+	front := spec
+	frontDeps := args.DependsOn
+	if args.Replicas > 1 {
+		// Instances publish nothing: the load balancer does. Each waits for the one before it, so
+		// a change replaces them one at a time (each deleted, then recreated and healthy, before the
+		// next goes) while the others serve; their fixed names cannot collide.
+		spec.Ports = nil
+		after := args.DependsOn
 		for i := 1; i <= args.Replicas; i++ {
 			instance := spec
 			instance.Name = fmt.Sprintf("%s-%d", spec.Name, i)
 			instance.Aliases = []string{AppHost, fmt.Sprintf("%s-%d", AppHost, i)}
-			c, err := NewServiceContainer(ctx, fmt.Sprintf("app-%d", i), args.Runtime, instance, pulumi.Parent(app), pulumi.DependsOn(args.DependsOn))
+			c, err := NewServiceContainer(ctx, fmt.Sprintf("%s-%d", name, i), args.Runtime, instance, pulumi.Parent(app), pulumi.DependsOn(after))
 			if err != nil {
 				return nil, fmt.Errorf("app: %w", err)
 			}
 			app.Containers = append(app.Containers, c)
+			after = []pulumi.Resource{c}
 		}
-		lb, err := NewLoadBalancer(ctx, "lb", &LoadBalancerArgs{ServiceArgs: args.LoadBalancer, AppPort: s.Port}, pulumi.Parent(app))
+		lbImage, err := PullImage(ctx, "lb-image", args.LoadBalancer.Image, pulumi.Parent(app))
 		if err != nil {
 			return nil, fmt.Errorf("app: %w", err)
 		}
-		app.LoadBalancer = lb
+		if front, err = loadBalancerSpec(args.LoadBalancer, lbImage.ImageId, s.Port); err != nil {
+			return nil, fmt.Errorf("app: %w", err)
+		}
+		// The load balancer takes the port once every instance is healthy.
+		frontDeps, app.LoadBalanced = after, true
+	}
+	app.Front, err = NewServiceContainer(ctx, frontName, args.Runtime, front, pulumi.Parent(app), pulumi.DependsOn(frontDeps))
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	if !app.LoadBalanced {
+		app.Containers = []*docker.Container{app.Front}
 	}
 	names := pulumi.StringArray{}
 	for _, c := range app.Containers {
 		names = append(names, c.Name)
 	}
-	if err := ctx.RegisterResourceOutputs(app, pulumi.Map{"containerNames": names}); err != nil {
+	if err := ctx.RegisterResourceOutputs(app, pulumi.Map{"containerNames": names, "frontName": app.Front.Name}); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	return app, nil

@@ -1,9 +1,6 @@
 package components
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"math"
@@ -131,23 +128,16 @@ type ContainerSpec struct {
 	HealthCheck []string
 	// WritablePaths become tmpfs mounts, for an image that writes outside its volumes.
 	WritablePaths []string
-	// Capabilities are the Linux capabilities the image needs; all others are dropped.
+	// Capabilities are the Linux capabilities the image needs, without the CAP_ prefix; all others
+	// are dropped.
 	Capabilities []string
-	// Rolling gives the container a name that changes with everything that would replace it
-	// (<Name>-<revision>), so that a replacement is created, and becomes healthy, before the
-	// container it replaces is deleted. Without it, the fixed name forces delete-then-create.
-	Rolling bool
 }
 
 // NewServiceContainer turns a service's ContainerSpec into a Docker container with the platform's
 // shared settings: network, limits, healthcheck, restart, log rotation, labels and hardening.
 func NewServiceContainer(ctx *pulumi.Context, resourceName string, rt Runtime, spec ContainerSpec, opts ...pulumi.ResourceOption) (*docker.Container, error) {
-	name, err := containerName(rt, spec)
-	if err != nil {
-		return nil, fmt.Errorf("container %s: %w", spec.Name, err)
-	}
 	args := &docker.ContainerArgs{
-		Name:  name,
+		Name:  pulumi.String(spec.Name),
 		Image: spec.Image,
 		NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{
 			Name:    rt.Network,
@@ -155,21 +145,15 @@ func NewServiceContainer(ctx *pulumi.Context, resourceName string, rt Runtime, s
 		}},
 		Envs:              spec.Env,
 		Restart:           pulumi.String(rt.Restart),
-		Cpus:              pulumi.String(strconv.FormatFloat(spec.Resources.CPULimit, 'f', -1, 64)),
+		Cpus:              pulumi.String(spec.Resources.CPUsAsReadBack()),
 		Memory:            pulumi.Int(spec.Resources.MemoryLimitMB),
+		MemorySwap:        pulumi.Int(spec.Resources.MemorySwapMB()),
 		MemoryReservation: pulumi.Int(spec.Resources.MemoryReservationMB),
 		CpuShares:         pulumi.Int(spec.Resources.CPUShares()),
-		Healthcheck: docker.ContainerHealthcheckArgs{
-			Tests:         pulumi.ToStringArray(spec.HealthCheck),
-			Interval:      pulumi.String(rt.Health.Interval.String()),
-			Timeout:       pulumi.String(rt.Health.Timeout.String()),
-			Retries:       pulumi.Int(rt.Health.Retries),
-			StartPeriod:   pulumi.String(rt.Health.StartPeriod.String()),
-			StartInterval: pulumi.String(rt.Health.StartInterval.String()),
-		},
-		Wait:        pulumi.Bool(true),
-		WaitTimeout: pulumi.Int(int(rt.Health.WaitTimeout.Seconds())),
-		LogDriver:   pulumi.String("json-file"),
+		Healthcheck:       healthcheck(rt.Health, spec.HealthCheck),
+		Wait:              pulumi.Bool(true),
+		WaitTimeout:       pulumi.Int(int(rt.Health.WaitTimeout.Seconds())),
+		LogDriver:         pulumi.String("json-file"),
 		LogOpts: pulumi.StringMap{
 			"max-size": pulumi.String(rt.Logging.MaxSize),
 			"max-file": pulumi.String(strconv.Itoa(rt.Logging.MaxFile)),
@@ -178,7 +162,7 @@ func NewServiceContainer(ctx *pulumi.Context, resourceName string, rt Runtime, s
 		SecurityOpts: pulumi.StringArray{pulumi.String("no-new-privileges:true")},
 		Capabilities: docker.ContainerCapabilitiesArgs{
 			Drops: pulumi.StringArray{pulumi.String("ALL")},
-			Adds:  pulumi.ToStringArray(spec.Capabilities),
+			Adds:  capabilities(spec.Capabilities),
 		},
 		// The provider copies files in at "/", which Docker refuses on a read-only root filesystem,
 		// so only a container that receives no files can be read-only (README: hardening exceptions).
@@ -227,9 +211,9 @@ func NewServiceContainer(ctx *pulumi.Context, resourceName string, rt Runtime, s
 		})
 	}
 	args.Uploads = uploads
-	// Docker refuses two containers with one name: a fixed name must go before its replacement
-	// comes; a rolling name lets the replacement come first.
-	opts = append(opts, pulumi.DeleteBeforeReplace(!spec.Rolling))
+	// Docker refuses two containers with one name, so a container goes before its replacement
+	// comes (the docker provider asks for this too; saying it here keeps it true if it stops).
+	opts = append(opts, pulumi.DeleteBeforeReplace(true))
 	c, err := docker.NewContainer(ctx, resourceName, args, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", spec.Name, err)
@@ -259,45 +243,4 @@ func tmpfs(paths []string) pulumi.StringMap {
 // EnvVar formats one KEY=VALUE environment entry.
 func EnvVar(key, value string) pulumi.StringInput {
 	return pulumi.String(key + "=" + value)
-}
-
-// containerName is the spec's name, or for a rolling container the name with a revision: a hash of
-// the container's whole spec, resolved (secrets included, so that a new password also rolls the
-// container; eight hex digits of a hash reveal nothing usable of them).
-func containerName(rt Runtime, spec ContainerSpec) (pulumi.StringInput, error) {
-	if !spec.Rolling {
-		return pulumi.String(spec.Name), nil
-	}
-	plain, err := json.Marshal(struct {
-		Aliases, Entrypoint, Command, WritablePaths, Capabilities, HealthCheck []string
-		User                                                                   string
-		Ports                                                                  []PortBinding
-		Resources                                                              Resources
-		Restart                                                                string
-		Health                                                                 HealthTiming
-		Logging                                                                Logging
-		Labels                                                                 map[string]string
-	}{spec.Aliases, spec.Entrypoint, spec.Command, spec.WritablePaths, spec.Capabilities, spec.HealthCheck, spec.User, spec.Ports,
-		spec.Resources, rt.Restart, rt.Health, rt.Logging, rt.Labels})
-	if err != nil {
-		return nil, fmt.Errorf("revision: %w", err)
-	}
-	var contents, paths pulumi.StringArray
-	for _, f := range spec.Files {
-		paths = append(paths, pulumi.String(f.Path()))
-		contents = append(contents, f.Content)
-	}
-	var volumes pulumi.StringArray
-	for _, v := range spec.Volumes {
-		volumes = append(volumes, pulumi.Sprintf("%s:%s", v.Volume, v.Path))
-	}
-	revision := pulumi.All(spec.Image, rt.Network, spec.Env, paths, contents, volumes).ApplyT(func(vals []any) string {
-		h := sha256.New()
-		h.Write(plain)
-		for _, v := range vals {
-			fmt.Fprintf(h, "\x00%v", v)
-		}
-		return spec.Name + "-" + hex.EncodeToString(h.Sum(nil))[:8]
-	}).(pulumi.StringOutput)
-	return pulumi.Unsecret(revision).(pulumi.StringOutput), nil
 }

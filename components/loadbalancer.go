@@ -38,41 +38,26 @@ func RenderNginxConfig(c NginxConfig) (string, error) {
 	return render("nginx.conf.tmpl", c)
 }
 
-// LoadBalancerArgs configure the load balancer.
-type LoadBalancerArgs struct {
-	ServiceArgs
-	// AppPort is the port the instances listen on.
-	AppPort int
-}
-
-// LoadBalancer is nginx in front of the application's instances. Its configuration names the
+// loadBalancerSpec is nginx in front of the application's instances. Its configuration names the
 // instances' shared alias, not the instances, so scaling and rolling replacements never touch it.
-type LoadBalancer struct {
-	pulumi.ResourceState
-	Service
-}
-
-// NewLoadBalancer declares the load balancer.
-func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, opts ...pulumi.ResourceOption) (*LoadBalancer, error) {
-	lb := &LoadBalancer{}
-	text, err := RenderNginxConfig(LoadBalancerConfig(args.AppPort))
+func loadBalancerSpec(args ServiceArgs, image pulumi.StringInput, appPort int) (ContainerSpec, error) {
+	text, err := RenderNginxConfig(LoadBalancerConfig(appPort))
 	if err != nil {
-		return nil, fmt.Errorf("load balancer: %w", err)
+		return ContainerSpec{}, fmt.Errorf("load balancer: %w", err)
 	}
 	conf := File{Name: "nginx.conf", Content: pulumi.String(text)}
-	svc, err := newService(ctx, "maricusco:components:LoadBalancer", name, lb, "lb", args.ServiceArgs, ContainerSpec{
+	return ContainerSpec{
+		Name:        args.ContainerName("lb"),
+		Image:       image,
 		Aliases:     []string{"lb"},
 		Command:     []string{"nginx", "-c", conf.Path(), "-g", "daemon off;"},
 		Files:       []File{conf},
 		Ports:       args.ports(LoadBalancerPort),
+		Resources:   args.Resources,
 		HealthCheck: []string{"CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:" + strconv.Itoa(LoadBalancerPort) + LoadBalancerHealthPath},
-		// The master process starts as root, then runs the workers as the nginx user.
-		Capabilities:  []string{"SETGID", "SETUID"},
+		// The master process starts as root, gives its temp paths to the worker user (CHOWN) and
+		// runs the workers as that user (SETGID, SETUID), as the upstream image does.
+		Capabilities:  []string{"CHOWN", "SETGID", "SETUID"},
 		WritablePaths: []string{"/tmp"},
-	}, "", nil, opts)
-	if err != nil {
-		return nil, err
-	}
-	lb.Service = svc
-	return lb, nil
+	}, nil
 }

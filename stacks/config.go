@@ -33,6 +33,8 @@ type Config struct {
 	Environment string
 	// DockerHost is the Docker daemon the stack deploys to.
 	DockerHost string
+	// EngineAPIVersion is the Docker Engine API version of the target; empty: ask the engine.
+	EngineAPIVersion string
 	// Prefix names every Docker object of the stack.
 	Prefix string
 	// Protect makes Pulumi refuse to delete stateful resources.
@@ -101,6 +103,11 @@ func Keys() []Key {
 func Load(ctx *pulumi.Context) (*Config, error) {
 	r := &reader{src: source{get: ctx.GetConfig, isSecret: ctx.IsConfigSecret}}
 	cfg := read(r, ctx.Stack())
+	configured, err := stackKeys()
+	if err != nil {
+		return nil, err
+	}
+	checkUnknownKeys(r, configured)
 	if err := r.err(); err != nil {
 		return nil, err
 	}
@@ -132,6 +139,10 @@ func read(r *reader, stack string) *Config {
 		if u, err := url.Parse(c.DockerHost); err != nil || (u.Scheme != "unix" && u.Scheme != "tcp" && u.Scheme != "ssh" && u.Scheme != "npipe") {
 			r.fail("dockerHost", "%q is not a Docker host; write unix:///var/run/docker.sock, tcp://host:2376 or ssh://user@host", c.DockerHost)
 		}
+	}
+	c.EngineAPIVersion = r.str("dockerApiVersion", "", "Docker Engine API version of the target, e.g. 1.41; empty asks the engine. From 1.44 (Docker 25) on, healthchecks get the fast start phase.")
+	if c.EngineAPIVersion != "" && !validAPIVersion(c.EngineAPIVersion) {
+		r.fail("dockerApiVersion", "%q is not an API version; write it as `docker version` shows it (e.g. 1.41), or leave it empty to ask the engine", c.EngineAPIVersion)
 	}
 	c.Prefix = r.str("namePrefix", "maricusco", "Prefix of every Docker name: containers <prefix>-<service>, volumes <prefix>_<service>_data, network <prefix>-network.")
 	if !prefixPattern.MatchString(c.Prefix) {

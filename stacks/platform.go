@@ -63,6 +63,13 @@ type Option func(*options)
 
 type options struct {
 	dashboards fs.FS
+	engineAPI  func(host string) (string, error)
+}
+
+// WithEngineAPIVersion asks probe, instead of the Docker engine, for the engine's API version
+// when the stack does not set dockerApiVersion.
+func WithEngineAPIVersion(probe func(host string) (string, error)) Option {
+	return func(o *options) { o.engineAPI = probe }
 }
 
 // WithDashboards provisions the dashboards in fsys (one JSON file each) instead of the embedded ones.
@@ -73,7 +80,7 @@ func WithDashboards(fsys fs.FS) Option {
 // Deploy validates the config, then declares every resource. Nothing is registered when the
 // config is invalid.
 func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
-	var o options
+	o := options{engineAPI: EngineAPIVersion}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -85,6 +92,10 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 		if err := ctx.Log.Warn(w, nil); err != nil {
 			return nil, fmt.Errorf("log: %w", err)
 		}
+	}
+	health, err := healthFor(ctx, cfg, o.engineAPI)
+	if err != nil {
+		return nil, err
 	}
 	p := &Platform{Config: cfg}
 	p.Provider, err = docker.NewProvider(ctx, "docker", &docker.ProviderArgs{Host: pulumi.String(DockerHost(cfg.DockerHost))})
@@ -105,7 +116,7 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 	runtime := components.Runtime{
 		Network: p.Network.Name,
 		Restart: cfg.Restart,
-		Health:  cfg.Health,
+		Health:  health,
 		Logging: cfg.Logging,
 		Labels:  map[string]string{"maricusco.stack": ctx.Stack(), "maricusco.project": ctx.Project()},
 	}
@@ -179,6 +190,30 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 	return p, nil
 }
 
+// healthFor is the stack's healthcheck timing on its engine: without the start interval on an
+// engine too old to take one.
+func healthFor(ctx *pulumi.Context, cfg *Config, probe func(string) (string, error)) (components.HealthTiming, error) {
+	health, api := cfg.Health, cfg.EngineAPIVersion
+	if api == "" {
+		host := DockerHost(cfg.DockerHost)
+		var err error
+		if api, err = probe(host); err != nil {
+			return health, fmt.Errorf("docker engine: cannot ask %s for its API version (%w); start it, or set %s:dockerApiVersion", host, err, Namespace)
+		}
+		if !validAPIVersion(api) {
+			return health, fmt.Errorf("docker engine at %s answered API version %q; set %s:dockerApiVersion", host, api, Namespace)
+		}
+	}
+	if health.StartInterval > 0 && !SupportsStartInterval(api) {
+		health.StartInterval = 0
+		msg := fmt.Sprintf("Docker Engine API %s predates %s (Docker 25): healthchecks run without a start interval, so a new container is known healthy only after %s", api, startIntervalAPI, health.Interval)
+		if err := ctx.Log.Info(msg, nil); err != nil {
+			return health, fmt.Errorf("log: %w", err)
+		}
+	}
+	return health, nil
+}
+
 // URL is how a user reaches a published service: the Docker host's name, or the bound address.
 func (p *Platform) URL(service string) string {
 	hp := p.Config.Ports[service]
@@ -218,8 +253,8 @@ func (p *Platform) export(ctx *pulumi.Context) {
 		"prometheus": p.Prometheus.Container.Name,
 		"grafana":    p.Grafana.Container.Name,
 	}
-	if p.App.LoadBalancer != nil {
-		names["lb"] = p.App.LoadBalancer.Container.Name
+	if p.App.LoadBalanced {
+		names["lb"] = p.App.Front.Name
 	}
 	ctx.Export("containerNames", names)
 	ctx.Export("postgresConnectionString", p.Postgres.ConnectionString)

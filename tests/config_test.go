@@ -100,6 +100,14 @@ func TestBadConfigIsRefusedBeforeAnyResourceWithTheKeyValueAndFix(t *testing.T) 
 			[]string{"maricusco:ports.postgres", "guardrail published-ports", "bind it to 127.0.0.1", "waivers[0]' published-ports"}},
 		{"a database name that is not an identifier", dev.with("postgresDb", "my-db"),
 			[]string{"maricusco:postgresDb", `"my-db" is not a plain identifier`}},
+		{"app.replicas set with --path instead of appReplicas", dev.with("app", map[string]string{"replicas": "3"}),
+			[]string{"maricusco:app: is not a key of this program", "did you mean appReplicas?", "pulumi config rm app"}},
+		{"a misspelt key", prod.with("appReplica", "3"),
+			[]string{"maricusco:appReplica: is not a key of this program", "did you mean appReplicas?"}},
+		{"an unknown secret key, without echoing it", prod.withSecret("grafanaPassword", "hunter2-leaked"),
+			[]string{"maricusco:grafanaPassword", "did you mean grafanaAdminPassword?"}},
+		{"an engine API version that is not one", dev.with("dockerApiVersion", "26.1"),
+			[]string{"maricusco:dockerApiVersion", `"26.1" is not an API version`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

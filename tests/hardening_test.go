@@ -15,15 +15,17 @@ import (
 	"github.com/maricusco/infra/stacks"
 )
 
-// imageCapabilities are the Linux capabilities each image needs; every other one is dropped.
+// imageCapabilities are the Linux capabilities each image needs, named as Docker stores them
+// (and the provider reads them back); every other one is dropped.
 var imageCapabilities = map[string][]string{
 	"maricusco-app":        nil,
-	"maricusco-postgres":   {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"},
-	"maricusco-redis":      {"CHOWN", "SETGID", "SETUID"},
+	"maricusco-postgres":   {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SETGID", "CAP_SETUID"},
+	"maricusco-redis":      {"CAP_CHOWN", "CAP_SETGID", "CAP_SETUID"},
 	"maricusco-chromadb":   nil,
 	"maricusco-prometheus": nil,
 	"maricusco-grafana":    nil,
-	"maricusco-lb":         {"SETGID", "SETUID"},
+	// nginx's master chowns its temp paths to the worker user at start.
+	"maricusco-lb": {"CAP_CHOWN", "CAP_SETGID", "CAP_SETUID"},
 }
 
 // readmeExceptions reads README's table of hardening exceptions: container -> rules not met.

@@ -95,7 +95,7 @@ func TestDevRunsTheSixSeedContainers(t *testing.T) {
 	assert.ElementsMatch(t, want, keys(res.Containers()))
 }
 
-func TestProdRunsTwoRollingAppInstancesBehindTheLoadBalancer(t *testing.T) {
+func TestProdRunsTwoNumberedAppInstancesBehindTheLoadBalancer(t *testing.T) {
 	res := mustRun(t, loadStack(t, "prod"))
 	names := keys(res.Containers())
 	assert.Len(t, names, 8)
@@ -108,7 +108,7 @@ func TestProdRunsTwoRollingAppInstancesBehindTheLoadBalancer(t *testing.T) {
 	instances := res.AppInstances()
 	require.Len(t, instances, 2)
 	for i, c := range instances {
-		assert.Regexp(t, fmt.Sprintf(`^maricusco-app-%d-[0-9a-f]{8}$`, i+1), c.Inputs["name"].StringValue())
+		assert.Equal(t, fmt.Sprintf("maricusco-app-%d", i+1), c.Inputs["name"].StringValue())
 	}
 }
 
@@ -231,19 +231,20 @@ func TestAppSettingsAndExtraEnvironmentAreOverridablePerStack(t *testing.T) {
 }
 
 func TestLimitsAndReservationsAreTheSeedsInDockerUnits(t *testing.T) {
-	// cpus, memory MiB, CPU shares (1024 per reserved CPU), memory reservation MiB.
+	// cpus as the provider reads NanoCPUs back, memory MiB, CPU shares (1024 per reserved CPU),
+	// memory reservation MiB.
 	want := map[string]struct {
 		cpus              string
 		memory, shares    float64
 		memoryReservation float64
 	}{
-		"maricusco-app":        {"2", 4096, 512, 512},
-		"maricusco-postgres":   {"2", 2048, 512, 512},
-		"maricusco-redis":      {"1", 1024, 256, 256},
-		"maricusco-chromadb":   {"2", 2048, 512, 512},
-		"maricusco-grafana":    {"1", 512, 256, 128},
-		"maricusco-prometheus": {"1", 1024, 256, 256},
-		"maricusco-lb":         {"1", 256, 256, 64},
+		"maricusco-app":        {"2.0", 4096, 512, 512},
+		"maricusco-postgres":   {"2.0", 2048, 512, 512},
+		"maricusco-redis":      {"1.0", 1024, 256, 256},
+		"maricusco-chromadb":   {"2.0", 2048, 512, 512},
+		"maricusco-grafana":    {"1.0", 512, 256, 128},
+		"maricusco-prometheus": {"1.0", 1024, 256, 256},
+		"maricusco-lb":         {"1.0", 256, 256, 64},
 	}
 	forEachStack(t, func(t *testing.T, _ string, res *Result) {
 		for name, c := range res.Containers() {
@@ -254,6 +255,7 @@ func TestLimitsAndReservationsAreTheSeedsInDockerUnits(t *testing.T) {
 			require.True(t, ok, "%s has limits", name)
 			assert.Equal(t, w.cpus, c.Inputs["cpus"].StringValue(), name)
 			assert.Equal(t, w.memory, c.Inputs["memory"].NumberValue(), name)
+			assert.Equal(t, 2*w.memory, c.Inputs["memorySwap"].NumberValue(), "%s: swap stated as Docker fills it in", name)
 			assert.Equal(t, w.shares, c.Inputs["cpuShares"].NumberValue(), name)
 			assert.Equal(t, w.memoryReservation, c.Inputs["memoryReservation"].NumberValue(), name)
 		}
@@ -268,7 +270,7 @@ func TestAServicesLimitsCanBeOverriddenPerStack(t *testing.T) {
 	redis := res.Container(t, "maricusco-redis")
 	assert.Equal(t, 2048.0, redis.Inputs["memory"].NumberValue())
 	assert.Equal(t, 512.0, redis.Inputs["cpuShares"].NumberValue())
-	assert.Equal(t, "1", redis.Inputs["cpus"].StringValue(), "fields not overridden keep the seed's value")
+	assert.Equal(t, "1.0", redis.Inputs["cpus"].StringValue(), "fields not overridden keep the seed's value")
 	assert.Equal(t, 4096.0, res.AppInstances()[0].Inputs["memory"].NumberValue(), "other services keep theirs")
 }
 
@@ -308,35 +310,87 @@ func TestHealthchecksAreTheSeedsWithAFastStartPhase(t *testing.T) {
 			assert.Contains(t, strings.Join(test, " "), contains[kind], name)
 			assert.Equal(t, "30s", hc["interval"].StringValue(), name)
 			assert.Equal(t, "2s", hc["timeout"].StringValue(), name)
-			assert.Equal(t, "2s", hc["startInterval"].StringValue(), "%s checks fast while starting", name)
+			assert.Equal(t, "2s", hc["startInterval"].StringValue(), "%s checks fast while starting on an engine that can", name)
 			assert.Equal(t, "1m0s", hc["startPeriod"].StringValue(), name)
 			assert.True(t, c.Inputs["wait"].BoolValue(), "%s is created only once healthy", name)
 		}
 	})
 }
 
-func TestTheAppIsCreatedOnlyAfterTheDataServicesAndNothingElseWaits(t *testing.T) {
-	forEachStack(t, func(t *testing.T, _ string, res *Result) {
-		apps := map[string]bool{}
-		for _, app := range res.AppInstances() {
-			apps[app.Inputs["name"].StringValue()] = true
-			var deps []string
-			for _, d := range app.DependsOn {
-				if strings.Contains(d, containerType+"::") {
-					deps = append(deps, d[strings.LastIndex(d, "::")+2:])
-				}
+func TestTheStartIntervalIsSentOnlyToEnginesThatTakeIt(t *testing.T) {
+	dev := loadStack(t, "dev")
+	engine := func(api string) stacks.Option {
+		return stacks.WithEngineAPIVersion(func(string) (string, error) { return api, nil })
+	}
+	for _, tc := range []struct {
+		name          string
+		stack         StackConfig
+		opts          []stacks.Option
+		startInterval bool
+	}{
+		{"Docker 20.10 (API 1.41) gets none", dev, []stacks.Option{engine("1.41")}, false},
+		{"Docker 24 (API 1.43) gets none", dev, []stacks.Option{engine("1.43")}, false},
+		{"Docker 25 (API 1.44) gets it", dev, []stacks.Option{engine("1.44")}, true},
+		{"Docker 28 (API 1.51) gets it", dev, []stacks.Option{engine("1.51")}, true},
+		{"dockerApiVersion overrides the engine's answer", dev.with("dockerApiVersion", "1.41"), []stacks.Option{engine("1.45")}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := mustRun(t, tc.stack, tc.opts...)
+			for name, c := range res.Containers() {
+				hc := c.Inputs["healthcheck"].ObjectValue()
+				assert.Equal(t, tc.startInterval, hc.HasValue("startInterval"), name)
+				assert.Equal(t, "1m0s", hc["startPeriod"].StringValue(), "%s: every engine since API 1.29 takes a start period", name)
 			}
-			assert.ElementsMatch(t, []string{"postgres-container", "redis-container", "chromadb-container"}, deps)
-		}
-		for name, c := range res.Containers() {
-			if apps[name] {
-				continue
-			}
-			for _, d := range c.DependsOn {
-				assert.NotContains(t, d, containerType, "%s need not wait for another container, so Pulumi creates it at once", name)
-			}
-		}
+		})
+	}
+	t.Run("an engine that does not answer stops the deploy, naming the key that skips the question", func(t *testing.T) {
+		res, err := run(t, dev, stacks.WithEngineAPIVersion(func(string) (string, error) { return "", fmt.Errorf("connection refused") }))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "connection refused")
+		assert.Contains(t, err.Error(), "maricusco:dockerApiVersion")
+		assert.Empty(t, res.Resources)
 	})
+}
+
+// containerDeps are the logical names of the containers c waits for.
+func containerDeps(c Resource) []string {
+	var deps []string
+	for _, d := range c.DependsOn {
+		if strings.Contains(d, containerType+"::") {
+			deps = append(deps, d[strings.LastIndex(d, "::")+2:])
+		}
+	}
+	return deps
+}
+
+func TestTheAppWaitsForTheDataServicesItsInstancesForEachOtherAndNothingElseWaits(t *testing.T) {
+	dataServices := []string{"postgres-container", "redis-container", "chromadb-container"}
+	for _, replicas := range []int{1, 2, 3} {
+		t.Run(fmt.Sprintf("%d instance(s)", replicas), func(t *testing.T) {
+			res := mustRun(t, loadStack(t, "prod").with("appReplicas", fmt.Sprint(replicas)))
+			waits := map[string][]string{}
+			for name, c := range res.Containers() {
+				waits[name] = containerDeps(c)
+			}
+			if replicas == 1 {
+				assert.ElementsMatch(t, dataServices, waits["maricusco-app"], "the app starts once its data services are healthy")
+				delete(waits, "maricusco-app")
+			} else {
+				assert.ElementsMatch(t, dataServices, waits["maricusco-app-1"], "the first instance starts once the data services are healthy")
+				delete(waits, "maricusco-app-1")
+				for i := 2; i <= replicas; i++ {
+					assert.Equal(t, []string{fmt.Sprintf("app-%d", i-1)}, waits[fmt.Sprintf("maricusco-app-%d", i)],
+						"instance %d is replaced only once instance %d is back, so one instance at a time is down", i, i-1)
+					delete(waits, fmt.Sprintf("maricusco-app-%d", i))
+				}
+				assert.Equal(t, []string{fmt.Sprintf("app-%d", replicas)}, waits["maricusco-lb"], "the load balancer takes the port once every instance is healthy")
+				delete(waits, "maricusco-lb")
+			}
+			for name, deps := range waits {
+				assert.Empty(t, deps, "%s need not wait for another container, so Pulumi creates it at once", name)
+			}
+		})
+	}
 }
 
 func TestProdPublishesOnlyPorts8000And3000(t *testing.T) {
@@ -503,8 +557,7 @@ func TestDataVolumesOutliveContainers(t *testing.T) {
 			assert.Equal(t, stack == "prod", v.Protect, "%s is protected in prod only", v.Name)
 		}
 		for name, c := range res.Containers() {
-			rolling := strings.HasPrefix(name, "maricusco-app-")
-			assert.Equal(t, !rolling, c.DeleteBeforeReplace, "%s: a fixed name is deleted before its replacement; a rolling one after", name)
+			assert.True(t, c.DeleteBeforeReplace, "%s: Docker refuses a second container of one name, so the old one goes first", name)
 		}
 	})
 	res := mustRun(t, loadStack(t, "dev").with("deleteVolumesOnDestroy", "true"))

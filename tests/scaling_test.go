@@ -55,10 +55,9 @@ func TestNginxAcceptsTheLoadBalancerConfigFor1And3And10Instances(t *testing.T) {
 	assert.Equal(t, configs[3], configs[10], "the config names the shared alias, so scaling never reloads nginx")
 }
 
-func TestAnImageChangeRollsInstancesCreateBeforeDelete(t *testing.T) {
+func TestAnImageChangeReplacesInstancesUnderTheirNamesBehindAnUnchangedLoadBalancer(t *testing.T) {
 	base := loadStack(t, "prod")
 	before := mustRun(t, base)
-	again := mustRun(t, base)
 	after := mustRun(t, base.with("appImage", "maricusco:1.1.0"))
 	names := func(r *Result) map[string]string {
 		out := map[string]string{}
@@ -67,14 +66,10 @@ func TestAnImageChangeRollsInstancesCreateBeforeDelete(t *testing.T) {
 		}
 		return out
 	}
-	assert.Equal(t, names(before), names(again), "the same config gives the same names")
-	require.Equal(t, keys(names(before)), keys(names(after)), "instances keep their URNs")
-	for urnName, old := range names(before) {
-		assert.NotEqual(t, old, names(after)[urnName], "%s gets a new container name, so both can exist at once", urnName)
-	}
+	assert.Equal(t, names(before), names(after), "an instance keeps its name: the old container is gone before the new one is created, so no name can collide")
 	for _, c := range after.AppInstances() {
-		assert.False(t, c.DeleteBeforeReplace, "%s: the new instance is created, and healthy, before the old one is deleted", c.Name)
-		assert.True(t, c.Inputs["wait"].BoolValue())
+		assert.True(t, c.DeleteBeforeReplace, c.Name)
+		assert.True(t, c.Inputs["wait"].BoolValue(), "%s: the next instance goes only once this one is healthy", c.Name)
 		aliases := strs(c.Inputs["networksAdvanced"].ArrayValue()[0].ObjectValue()["aliases"])
 		assert.Contains(t, aliases, "app", "the load balancer finds every instance by the shared alias")
 	}
@@ -100,6 +95,8 @@ func TestPlanDiffTouchesOnlyWhatAChangeDependsOn(t *testing.T) {
 		{"the same config twice changes nothing", base, Plan{}},
 		{"replicas 2 to 3 adds exactly one app container", base.with("appReplicas", "3"),
 			Plan{Added: appContainers(3)[2:]}},
+		{"replicas 2 to 1 removes the instances and turns the front from nginx into the app", base.with("appReplicas", "1"),
+			Plan{Removed: append(appContainers(2), imageType+"::lb-image"), Changed: []string{containerType + "::app-front"}}},
 		{"a new app image tag changes only the app", base.with("appImage", "maricusco:1.1.0"),
 			Plan{Changed: append(appContainers(2), imageType+"::app-image")}},
 		{"one service's limit changes only its container", base.with("resources", map[string]any{"redis": map[string]any{"limits": map[string]string{"cpus": "1.5"}}}),
@@ -107,6 +104,13 @@ func TestPlanDiffTouchesOnlyWhatAChangeDependsOn(t *testing.T) {
 		{"a grafana port changes only grafana", base.with("ports", map[string]string{"grafana": "127.0.0.1:3000"}),
 			Plan{Changed: []string{containerType + "::grafana-container"}}},
 	}
+	one := mustRun(t, base.with("appReplicas", "1"))
+	t.Run("replicas 1 to 3 adds the instances and turns the front from the app into nginx", func(t *testing.T) {
+		plan := planDiff(one, mustRun(t, base.with("appReplicas", "3")))
+		assert.ElementsMatch(t, append(appContainers(3), imageType+"::lb-image"), plan.Added)
+		assert.Empty(t, plan.Removed)
+		assert.Equal(t, []string{containerType + "::app-front"}, plan.Changed, "one resource publishes the port, so Pulumi deletes the old front before the new one binds it")
+	})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			plan := planDiff(before, mustRun(t, tc.to))
