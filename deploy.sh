@@ -3,17 +3,21 @@
 # besides the Docker host and the registries the images and provider plugins come from.
 #
 #   PULUMI_CONFIG_PASSPHRASE=... ./deploy.sh <dev|prod> [preview|up|refresh|destroy] [pulumi flags...]
+#   PULUMI_CONFIG_PASSPHRASE=... ./deploy.sh <dev|prod> config|stack <pulumi arguments...>
+#
+# config and stack run `pulumi config ...` and `pulumi stack ...` on the same backend and stack
+# (e.g. `./deploy.sh dev config set appReplicas 3`, `./deploy.sh prod stack output --json`).
 #
 # State goes to ./.pulumi-state unless PULUMI_BACKEND_URL names another backend. The passphrase
 # encrypts the stack's secrets; keep it, or the state's secrets cannot be read again.
 set -euo pipefail
 
-usage() { echo "usage: PULUMI_CONFIG_PASSPHRASE=... $0 <dev|prod> [preview|up|refresh|destroy] [pulumi flags...]" >&2; exit 2; }
+usage() { echo "usage: PULUMI_CONFIG_PASSPHRASE=... $0 <dev|prod> [preview|up|refresh|destroy|config|stack] [pulumi flags...]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 stack=$1; action=${2:-preview}
 shift; [ $# -ge 1 ] && shift
 case "$stack" in dev|prod) ;; *) echo "unknown stack '$stack': this project ships Pulumi.dev.yaml and Pulumi.prod.yaml" >&2; usage ;; esac
-case "$action" in preview|up|refresh|destroy) ;; *) echo "unknown action '$action'" >&2; usage ;; esac
+case "$action" in preview|up|refresh|destroy|config|stack) ;; *) echo "unknown action '$action'" >&2; usage ;; esac
 
 cd "$(dirname "$0")"
 if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
@@ -23,7 +27,7 @@ fi
 PULUMI=${PULUMI:-$(command -v pulumi || true)}
 [ -n "$PULUMI" ] || PULUMI=$PWD/bin/pulumi
 if [ ! -x "$PULUMI" ]; then
-  echo "no pulumi CLI found: install it, or build it into bin/ (README: 'The Pulumi CLI')" >&2
+  echo "no pulumi CLI found: install it (README: 'What a deploy needs'), or build it into bin/ with scripts/install-pulumi-cli.sh" >&2
   exit 2
 fi
 if [ -z "${PULUMI_BACKEND_URL:-}" ]; then

@@ -1,0 +1,440 @@
+// Package e2e deploys the real program with the shipped stack files on real Docker engines,
+// through deploy.sh and the Pulumi CLI, as a user does. It runs only with MARICUSCO_E2E=1 and
+// skips, naming what is missing, when the toolchain or an engine is not there.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+
+	"github.com/maricusco/infra/stacks"
+)
+
+// repoRoot is the project; shared/ (stand-in images, the second engine) lies beside it.
+var (
+	repoRoot, _ = filepath.Abs("..")
+	sharedDir   = envOr("MARICUSCO_SHARED", filepath.Join(repoRoot, "..", "shared"))
+)
+
+const passphrase = "e2e-only-passphrase"
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// missingToolchain names every piece a real deploy needs that this machine lacks.
+func missingToolchain() []string {
+	var missing []string
+	if _, err := exec.LookPath("pulumi"); err != nil {
+		missing = append(missing, "the pulumi CLI (scripts/install-pulumi-cli.sh, or Pulumi's installer)")
+	}
+	if _, err := exec.LookPath("pulumi-language-go"); err != nil {
+		missing = append(missing, "Pulumi's Go language host pulumi-language-go on the PATH (Pulumi's installer ships it)")
+	}
+	home := envOr("PULUMI_HOME", filepath.Join(os.Getenv("HOME"), ".pulumi"))
+	for _, plugin := range []string{"docker", "random"} {
+		if m, _ := filepath.Glob(filepath.Join(home, "plugins", "resource-"+plugin+"-v*")); len(m) == 0 {
+			missing = append(missing, "the "+plugin+" provider plugin (`pulumi plugin install resource "+plugin+"`)")
+		}
+	}
+	if err := exec.Command("docker", "version").Run(); err != nil {
+		missing = append(missing, "a Docker engine that answers `docker version`")
+	}
+	if _, err := os.Stat(filepath.Join(sharedDir, "e2e-images", "build.sh")); err != nil {
+		missing = append(missing, "the stand-in images' build.sh under "+sharedDir+" (set MARICUSCO_SHARED)")
+	}
+	return missing
+}
+
+// requireRealEngine skips the test, loudly, unless the suite is asked for and can run.
+func requireRealEngine(t *testing.T) {
+	t.Helper()
+	if os.Getenv("MARICUSCO_E2E") != "1" {
+		t.Skip("the real-engine suite runs with MARICUSCO_E2E=1 (README: Tests)")
+	}
+	if missing := missingToolchain(); len(missing) > 0 {
+		msg := "REAL-ENGINE SUITE SKIPPED: this machine lacks " + strings.Join(missing, "; ")
+		fmt.Fprintln(os.Stderr, msg)
+		t.Skip(msg)
+	}
+}
+
+// figures are the measurements the suite prints at the end, for the README's table.
+var figures struct {
+	sync.Mutex
+	rows []string
+}
+
+// figure records and prints one measurement.
+func figure(t *testing.T, engine, what string, value any) {
+	t.Helper()
+	row := fmt.Sprintf("| %s | %s | %v |", engine, what, value)
+	figures.Lock()
+	figures.rows = append(figures.rows, row)
+	figures.Unlock()
+	t.Logf("FIGURE %s", row)
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if len(figures.rows) > 0 {
+		fmt.Println("\nFigures of the real-engine suite:\n| engine | measurement | value |\n|---|---|---|")
+		for _, r := range figures.rows {
+			fmt.Println(r)
+		}
+	}
+	os.Exit(code)
+}
+
+// engine is one Docker engine the suite deploys to.
+type engine struct {
+	name string // how the figures name it, e.g. "Docker 20.10 (API 1.41)"
+	host string // DOCKER_HOST
+}
+
+func (e engine) docker(args ...string) (string, error) {
+	cmd := exec.Command("docker", append([]string{"--host", e.host}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+func (e engine) mustDocker(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := e.docker(args...)
+	require.NoError(t, err, "docker %s: %s", strings.Join(args, " "), out)
+	return out
+}
+
+// describe names an engine by its version, as `docker version` reports it.
+func describe(host string) (engine, error) {
+	e := engine{host: host}
+	out, err := e.docker("version", "--format", "{{.Server.Version}} {{.Server.APIVersion}}")
+	if err != nil {
+		return e, fmt.Errorf("docker --host %s version: %v: %s", host, err, out)
+	}
+	v, api, _ := strings.Cut(out, " ")
+	e.name = fmt.Sprintf("Docker %s (API %s)", v, api)
+	return e, nil
+}
+
+// project is a copy of the repository that the suite deploys from, with its own state backend,
+// so that `pulumi config set` never touches the shipped stack files.
+type project struct {
+	dir    string
+	engine engine
+}
+
+func newProject(t *testing.T, e engine) *project {
+	t.Helper()
+	// The suite deletes what it deploys, volumes included: it must not meet a deployment of
+	// someone else's.
+	containers := e.mustDocker(t, "ps", "-a", "--filter", "name=maricusco", "--format", "{{.Names}}")
+	volumes := e.mustDocker(t, "volume", "ls", "--filter", "name=maricusco_", "--format", "{{.Name}}")
+	if containers != "" || volumes != "" {
+		t.Fatalf("%s already holds a maricusco deployment (containers: %q, volumes: %q); the suite removes what it deploys, so run it on an engine without one, or remove them first", e.name, containers, volumes)
+	}
+	dir := t.TempDir()
+	files, err := exec.Command("git", "-C", repoRoot, "ls-files", "--cached", "--others", "--exclude-standard").Output()
+	require.NoError(t, err)
+	for _, f := range strings.Fields(string(files)) {
+		src := filepath.Join(repoRoot, f)
+		info, err := os.Stat(src)
+		if err != nil {
+			continue // deleted in the work tree
+		}
+		data, err := os.ReadFile(src)
+		require.NoError(t, err)
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), data, info.Mode()))
+	}
+	return &project{dir: dir, engine: e}
+}
+
+// run runs deploy.sh with the arguments, as a user would, and returns its output.
+func (p *project) run(args ...string) (string, error) {
+	cmd := exec.Command("./deploy.sh", args...)
+	cmd.Dir = p.dir
+	cmd.Env = append(os.Environ(),
+		"PULUMI_CONFIG_PASSPHRASE="+passphrase,
+		"PULUMI_BACKEND_URL=file://"+filepath.Join(p.dir, ".pulumi-state"),
+		"DOCKER_HOST="+p.engine.host,
+		"PULUMI_SKIP_UPDATE_CHECK=true",
+	)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (p *project) must(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := p.run(args...)
+	require.NoError(t, err, "./deploy.sh %s:\n%s", strings.Join(args, " "), tail(out, 60))
+	return out
+}
+
+// timed runs deploy.sh and returns how long it took.
+func (p *project) timed(t *testing.T, args ...string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	p.must(t, args...)
+	return time.Since(start).Round(time.Second)
+}
+
+func (p *project) up(t *testing.T, stack string, flags ...string) time.Duration {
+	t.Helper()
+	return p.timed(t, append([]string{stack, "up", "--yes", "--skip-preview"}, flags...)...)
+}
+
+func (p *project) config(t *testing.T, stack string, args ...string) {
+	t.Helper()
+	p.must(t, append([]string{stack, "config"}, args...)...)
+}
+
+// changes is what `preview` would do: every step that is not "same", by resource.
+func (p *project) changes(t *testing.T, stack string, flags ...string) []string {
+	t.Helper()
+	out := p.must(t, append([]string{stack, "preview", "--json"}, flags...)...)
+	var doc struct {
+		Steps []struct {
+			Op          string   `json:"op"`
+			URN         string   `json:"urn"`
+			DiffReasons []string `json:"diffReasons"`
+		} `json:"steps"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(jsonPart(out)), &doc), out)
+	var changed []string
+	for _, s := range doc.Steps {
+		if s.Op != "same" {
+			changed = append(changed, fmt.Sprintf("%s %s %v", s.Op, s.URN[strings.LastIndex(s.URN, "::")+2:], s.DiffReasons))
+		}
+	}
+	sort.Strings(changed)
+	return changed
+}
+
+// jsonPart drops what deploy.sh prints before pulumi's JSON document.
+func jsonPart(out string) string {
+	if i := strings.Index(out, "{"); i > 0 {
+		return out[i:]
+	}
+	return out
+}
+
+// outputs are the stack's outputs, secrets shown.
+func (p *project) outputs(t *testing.T, stack string) map[string]any {
+	t.Helper()
+	out := p.must(t, stack, "stack", "output", "--json", "--show-secrets")
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(jsonPart(out)), &m), out)
+	return m
+}
+
+// urn finds the URN of the resource with the given logical name.
+func (p *project) urn(t *testing.T, stack, name string) string {
+	t.Helper()
+	out := p.must(t, stack, "stack", "--show-urns")
+	for _, f := range strings.Fields(out) {
+		if strings.HasPrefix(f, "urn:pulumi:") && strings.HasSuffix(f, "::"+name) {
+			return f
+		}
+	}
+	t.Fatalf("no resource %s in stack %s:\n%s", name, stack, out)
+	return ""
+}
+
+// containers are the names of the containers that carry the stack's label.
+func (p *project) containers(t *testing.T, stack string) []string {
+	t.Helper()
+	out := p.engine.mustDocker(t, "ps", "-a", "--filter", "label=maricusco.stack="+stack, "--format", "{{.Names}}")
+	names := strings.Fields(out)
+	sort.Strings(names)
+	return names
+}
+
+// waitHealthy waits until every named container reports healthy.
+func (p *project) waitHealthy(t *testing.T, names []string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		var notYet []string
+		for _, n := range names {
+			if s, _ := p.engine.docker("inspect", "--format", "{{.State.Health.Status}}", n); s != "healthy" {
+				notYet = append(notYet, n+"="+s)
+			}
+		}
+		if len(notYet) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not healthy after %s: %v", limit, notYet)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// psql runs SQL in the postgres container over its local socket.
+func (p *project) psql(t *testing.T, container, sql string) string {
+	t.Helper()
+	return p.engine.mustDocker(t, "exec", container, "psql", "-U", "maricusco", "-d", "maricusco", "-tAc", sql)
+}
+
+// cleanup removes what a stack left on the engine: containers, the network and the volumes
+// Docker keeps on destroy.
+func (p *project) cleanup(t *testing.T, stack string) {
+	t.Helper()
+	_, _ = p.run(stack, "config", "set", "protect", "false")
+	_, _ = p.run(stack, "up", "--yes", "--skip-preview")
+	_, _ = p.run(stack, "destroy", "--yes", "--skip-preview")
+	for _, c := range p.containers(t, stack) {
+		_, _ = p.engine.docker("rm", "-f", c)
+	}
+	_, _ = p.engine.docker("network", "rm", "maricusco-network")
+	for _, v := range dataVolumes {
+		_, _ = p.engine.docker("volume", "rm", v)
+	}
+}
+
+// dataVolumes are the five volumes every stack keeps, named as compose names them.
+var dataVolumes = []string{"maricusco_postgres_data", "maricusco_redis_data", "maricusco_chromadb_data", "maricusco_prometheus_data", "maricusco_grafana_data"}
+
+// load is a bounded request loop against a published URL, counting failed requests.
+type load struct {
+	sent, failed atomic.Int64
+	stop         chan struct{}
+	done         chan struct{}
+	firstErr     atomic.Value
+}
+
+// startLoad sends GET requests to url, one every 50 ms, until stopped or for at most limit.
+func startLoad(url string, limit time.Duration) *load {
+	l := &load{stop: make(chan struct{}), done: make(chan struct{})}
+	client := &http.Client{Timeout: 10 * time.Second}
+	go func() {
+		defer close(l.done)
+		ctx, cancel := context.WithTimeout(context.Background(), limit)
+		defer cancel()
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			l.sent.Add(1)
+			resp, err := client.Get(url)
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+			}
+			if err != nil {
+				l.failed.Add(1)
+				l.firstErr.CompareAndSwap(nil, err.Error())
+			}
+		}
+	}()
+	return l
+}
+
+// finish stops the loop and returns the requests sent and failed.
+func (l *load) finish() (sent, failed int64) {
+	close(l.stop)
+	<-l.done
+	return l.sent.Load(), l.failed.Load()
+}
+
+// imageRefs are the image refs the program deploys, by stand-in role: every image key's value in
+// the shipped stack files, or its default.
+func imageRefs(t *testing.T) map[string][]string {
+	t.Helper()
+	roles := map[string]string{"app": "app", "postgres": "postgres", "redis": "redis", "chromadb": "chromadb",
+		"prometheus": "prometheus", "grafana": "grafana", "lb": "nginx"}
+	refs := map[string][]string{}
+	add := func(role, ref string) {
+		for _, r := range refs[role] {
+			if r == ref {
+				return
+			}
+		}
+		refs[role] = append(refs[role], ref)
+	}
+	for _, k := range stacks.Keys() {
+		svc, ok := strings.CutSuffix(k.Name, "Image")
+		if !ok {
+			continue
+		}
+		role, ok := roles[svc]
+		require.True(t, ok, "no stand-in role for %s", k.Name)
+		add(role, k.Default.(string))
+		for _, stack := range []string{"dev", "prod"} {
+			raw, err := os.ReadFile(filepath.Join(repoRoot, "Pulumi."+stack+".yaml"))
+			require.NoError(t, err)
+			var doc struct {
+				Config map[string]any `yaml:"config"`
+			}
+			require.NoError(t, yaml.Unmarshal(raw, &doc))
+			if v, ok := doc.Config[stacks.Namespace+":"+k.Name].(string); ok {
+				add(role, v)
+			}
+		}
+	}
+	return refs
+}
+
+// buildImages tags the stand-in images under the program's refs on the engine, and an app image
+// of another ID under newAppRef for the roll tests.
+func buildImages(t *testing.T, e engine, newAppRef string) {
+	t.Helper()
+	var lines bytes.Buffer
+	for role, refs := range imageRefs(t) {
+		for _, ref := range refs {
+			fmt.Fprintf(&lines, "%s %s\n", role, ref)
+		}
+	}
+	cmd := exec.Command("bash", filepath.Join(sharedDir, "e2e-images", "build.sh"))
+	cmd.Stdin = &lines
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.host)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "build.sh:\n%s", tail(string(out), 30))
+	dir := t.TempDir()
+	dockerfile := "FROM " + stacksAppImage(t) + "\nLABEL version=" + newAppRef + "\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644))
+	e.mustDocker(t, "build", "-q", "-t", newAppRef, dir)
+}
+
+// stacksAppImage is prod's app image, the base of the rolled-to image.
+func stacksAppImage(t *testing.T) string {
+	t.Helper()
+	return imageRefs(t)["app"][0]
+}
+
+func tail(s string, lines int) string {
+	all := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}

@@ -1,0 +1,201 @@
+package e2e
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// rolledAppImage is an app image whose ID differs from the stacks' own, for image rolls.
+const rolledAppImage = "maricusco:1.0.1-e2e"
+
+// hostEngine is the machine's own Docker engine.
+func hostEngine(t *testing.T) engine {
+	t.Helper()
+	e, err := describe(envOr("DOCKER_HOST", "unix:///var/run/docker.sock"))
+	require.NoError(t, err)
+	return e
+}
+
+// seedContainers are the dev stack's six containers.
+var seedContainers = []string{"maricusco-app", "maricusco-chromadb", "maricusco-grafana", "maricusco-postgres", "maricusco-prometheus", "maricusco-redis"}
+
+// TestDevLifecycle drives the dev stack through a user's life with it, on the host engine.
+func TestDevLifecycle(t *testing.T) {
+	requireRealEngine(t)
+	e := hostEngine(t)
+	buildImages(t, e, rolledAppImage)
+	p := newProject(t, e)
+	t.Cleanup(func() { p.cleanup(t, "dev") })
+	const stack = "dev"
+
+	t.Run("the move from compose keeps the data: compose down, then up from nothing to all healthy", func(t *testing.T) {
+		composeDeploymentWithData(t, p)
+		// The README's steps: stop the compose deployment, keeping its volumes, then deploy.
+		compose(t, p.engine, "down")
+		took := p.up(t, stack)
+		require.Equal(t, seedContainers, p.containers(t, stack))
+		p.waitHealthy(t, seedContainers, 10*time.Second)
+		figure(t, e.name, "dev `up` from nothing to all healthy (s)", took.Seconds())
+		assert.Equal(t, "from compose", p.psql(t, "maricusco-postgres", "SELECT note FROM e2e_rows ORDER BY id LIMIT 1"))
+	})
+
+	t.Run("a second preview changes nothing, and again after refresh", func(t *testing.T) {
+		assert.Empty(t, p.changes(t, stack))
+		p.must(t, stack, "refresh", "--yes", "--skip-preview")
+		changes := p.changes(t, stack)
+		assert.Empty(t, changes)
+		figure(t, e.name, "dev changes in the preview after `up` and after `refresh`", len(changes))
+	})
+
+	t.Run("scaling 1 to 3 converges in one up", func(t *testing.T) {
+		l := startLoad("http://127.0.0.1:8000/", 10*time.Minute)
+		p.config(t, stack, "set", "appReplicas", "3")
+		took := p.up(t, stack)
+		sent, failed := l.finish()
+		want := []string{"maricusco-app-1", "maricusco-app-2", "maricusco-app-3", "maricusco-lb"}
+		assert.Subset(t, p.containers(t, stack), want)
+		assert.NotContains(t, p.containers(t, stack), "maricusco-app")
+		p.waitHealthy(t, want, 10*time.Second)
+		figure(t, e.name, "dev replicas 1 → 3 (s)", took.Seconds())
+		figure(t, e.name, "dev replicas 1 → 3: failed requests while the port moves to nginx", fmt.Sprintf("%d of %d", failed, sent))
+		assert.Empty(t, p.changes(t, stack), "scaled, the stack is at rest")
+	})
+
+	t.Run("a new app image rolls across 3 instances with no failed request", func(t *testing.T) {
+		l := startLoad("http://127.0.0.1:8000/", 10*time.Minute)
+		p.config(t, stack, "set", "appImage", rolledAppImage)
+		took := p.up(t, stack)
+		sent, failed := l.finish()
+		figure(t, e.name, "dev image roll, 3 instances (s)", took.Seconds())
+		figure(t, e.name, "dev image roll, 3 instances: failed requests", fmt.Sprintf("%d of %d", failed, sent))
+		assert.Zero(t, failed, "first failure: %v", l.firstErr.Load())
+		assert.Positive(t, sent)
+		for _, c := range []string{"maricusco-app-1", "maricusco-app-2", "maricusco-app-3"} {
+			assert.Equal(t, rolledAppImage, p.engine.mustDocker(t, "inspect", "--format", "{{.Config.Image}}", c))
+		}
+	})
+
+	t.Run("scaling 3 to 1 converges in one up", func(t *testing.T) {
+		l := startLoad("http://127.0.0.1:8000/", 10*time.Minute)
+		p.config(t, stack, "set", "appReplicas", "1")
+		took := p.up(t, stack)
+		sent, failed := l.finish()
+		assert.Equal(t, seedContainers, p.containers(t, stack))
+		p.waitHealthy(t, seedContainers, 10*time.Second)
+		figure(t, e.name, "dev replicas 3 → 1 (s)", took.Seconds())
+		figure(t, e.name, "dev replicas 3 → 1: failed requests while the port moves to the app", fmt.Sprintf("%d of %d", failed, sent))
+		assert.Empty(t, p.changes(t, stack))
+	})
+
+	t.Run("a container removed by hand shows in preview --refresh and comes back with up --refresh", func(t *testing.T) {
+		e.mustDocker(t, "rm", "-f", "maricusco-grafana")
+		changes := p.changes(t, stack, "--refresh")
+		require.Len(t, changes, 1, "%v", changes)
+		assert.Contains(t, changes[0], "grafana-container")
+		p.up(t, stack, "--refresh")
+		p.waitHealthy(t, []string{"maricusco-grafana"}, 10*time.Second)
+		assert.Empty(t, p.changes(t, stack))
+	})
+
+	t.Run("a killed container is brought back by its restart policy", func(t *testing.T) {
+		e.mustDocker(t, "kill", "maricusco-redis")
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			state := e.mustDocker(t, "inspect", "--format", "{{.State.Running}} {{.RestartCount}}", "maricusco-redis")
+			if state != "true 0" && strings.HasPrefix(state, "true") {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "redis not restarted: %s", state)
+			time.Sleep(time.Second)
+		}
+		assert.Empty(t, p.changes(t, stack, "--refresh"), "a restart is no drift")
+	})
+
+	t.Run("a row survives a postgres replacement", func(t *testing.T) {
+		p.psql(t, "maricusco-postgres", "INSERT INTO e2e_rows (note) VALUES ('before replace')")
+		took := p.up(t, stack, "--replace", p.urn(t, stack, "postgres-container"))
+		figure(t, e.name, "dev postgres replacement (s)", took.Seconds())
+		p.waitHealthy(t, []string{"maricusco-postgres"}, 10*time.Second)
+		assert.Equal(t, "1", p.psql(t, "maricusco-postgres", "SELECT count(*) FROM e2e_rows WHERE note = 'before replace'"))
+	})
+
+	t.Run("a rotated postgresPassword logs in over TCP and the old one is refused", func(t *testing.T) {
+		old, err := url.Parse(p.outputs(t, stack)["postgresConnectionString"].(string))
+		require.NoError(t, err)
+		oldPassword, _ := old.User.Password()
+		const rotated = "rotated-by-the-e2e-suite-1"
+		p.config(t, stack, "set", "--secret", "postgresPassword", rotated)
+		took := p.up(t, stack)
+		figure(t, e.name, "dev postgresPassword rotation (s)", took.Seconds())
+		p.waitHealthy(t, seedContainers, 10*time.Second)
+		login := func(password string) error {
+			cmd := exec.Command("psql", "-h", "127.0.0.1", "-p", "5432", "-U", "maricusco", "-d", "maricusco", "-tAc", "SELECT 1")
+			cmd.Env = append(os.Environ(), "PGPASSWORD="+password, "PGCONNECT_TIMEOUT=5")
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%w: %s", err, out)
+			}
+			return nil
+		}
+		assert.NoError(t, login(rotated), "the new password logs in")
+		assert.Error(t, login(oldPassword), "the old password is refused")
+	})
+
+	t.Run("destroy leaves no container and keeps the five volumes, and up brings the rows back", func(t *testing.T) {
+		p.must(t, stack, "destroy", "--yes", "--skip-preview")
+		assert.Empty(t, p.containers(t, stack))
+		for _, v := range dataVolumes {
+			_, err := e.docker("volume", "inspect", v)
+			assert.NoError(t, err, "%s is kept", v)
+		}
+		took := p.up(t, stack)
+		figure(t, e.name, "dev `up` onto kept volumes (s)", took.Seconds())
+		assert.Equal(t, "2", p.psql(t, "maricusco-postgres", "SELECT count(*) FROM e2e_rows"))
+	})
+}
+
+// composeFile is a compose deployment as the seed runs it: project maricusco, its network and
+// the five volumes, with PostgreSQL holding data.
+func composeFile(t *testing.T) string {
+	t.Helper()
+	path, err := filepath.Abs(filepath.Join("testdata", "docker-compose.yml"))
+	require.NoError(t, err)
+	return path
+}
+
+// compose runs docker-compose on the compose deployment, on the engine.
+func compose(t *testing.T, e engine, args ...string) {
+	t.Helper()
+	cmd := exec.Command("docker-compose", append([]string{"-p", "maricusco", "-f", composeFile(t)}, args...)...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.host)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "docker-compose %s:\n%s", strings.Join(args, " "), out)
+}
+
+// composeDeploymentWithData runs the compose deployment and writes a row into its database.
+func composeDeploymentWithData(t *testing.T, p *project) {
+	t.Helper()
+	compose(t, p.engine, "up", "-d")
+	container := "maricusco_postgres_1"
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := p.engine.docker("exec", container, "pg_isready", "-h", "127.0.0.1", "-U", "maricusco"); err == nil {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the compose postgres never became ready")
+		time.Sleep(time.Second)
+	}
+	p.psql(t, container, "CREATE TABLE e2e_rows (id serial PRIMARY KEY, note text); INSERT INTO e2e_rows (note) VALUES ('from compose')")
+	net, err := p.engine.docker("network", "inspect", "--format", "{{.Name}}", "maricusco-network")
+	require.NoError(t, err, "compose created the seed's network")
+	require.Equal(t, "maricusco-network", net)
+}

@@ -1,0 +1,102 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestProdLifecycle deploys prod as shipped on the host engine: two instances behind nginx.
+func TestProdLifecycle(t *testing.T) {
+	requireRealEngine(t)
+	e := hostEngine(t)
+	buildImages(t, e, rolledAppImage)
+	p := newProject(t, e)
+	t.Cleanup(func() { p.cleanup(t, "prod") })
+	const stack = "prod"
+	prodContainers := []string{"maricusco-app-1", "maricusco-app-2", "maricusco-chromadb", "maricusco-grafana", "maricusco-lb", "maricusco-postgres", "maricusco-prometheus", "maricusco-redis"}
+
+	t.Run("up reaches all healthy", func(t *testing.T) {
+		took := p.up(t, stack)
+		require.Equal(t, prodContainers, p.containers(t, stack))
+		p.waitHealthy(t, prodContainers, 10*time.Second)
+		figure(t, e.name, "prod `up` from nothing to all healthy (s)", took.Seconds())
+	})
+
+	t.Run("a second up succeeds and changes nothing", func(t *testing.T) {
+		changes := p.changes(t, stack)
+		assert.Empty(t, changes)
+		figure(t, e.name, "prod changes in the preview after `up`", len(changes))
+		p.up(t, stack, "--expect-no-changes")
+	})
+
+	t.Run("an app image rolls under load with no failed request", func(t *testing.T) {
+		l := startLoad("http://127.0.0.1:8000/", 10*time.Minute)
+		p.config(t, stack, "set", "appImage", rolledAppImage)
+		took := p.up(t, stack)
+		sent, failed := l.finish()
+		figure(t, e.name, "prod image roll, 2 instances (s)", took.Seconds())
+		figure(t, e.name, "prod image roll, 2 instances: failed requests", fmt.Sprintf("%d of %d", failed, sent))
+		assert.Zero(t, failed, "first failure: %v", l.firstErr.Load())
+		assert.Positive(t, sent)
+		p.waitHealthy(t, prodContainers, 10*time.Second)
+	})
+
+	t.Run("protect refuses the destroy until it is lifted", func(t *testing.T) {
+		out, err := p.run(stack, "destroy", "--yes", "--skip-preview")
+		require.Error(t, err, "a protected prod must not be destroyed")
+		assert.Contains(t, out, "protect")
+		for _, v := range dataVolumes {
+			_, err := e.docker("volume", "inspect", v)
+			assert.NoError(t, err, "%s is still there", v)
+		}
+		p.config(t, stack, "set", "protect", "false")
+		lift := p.changes(t, stack)
+		assert.Empty(t, lift, "lifting the protection changes nothing else")
+		p.up(t, stack)
+		p.must(t, stack, "destroy", "--yes", "--skip-preview")
+		assert.Empty(t, p.containers(t, stack))
+		for _, v := range dataVolumes {
+			_, err := e.docker("volume", "inspect", v)
+			assert.NoError(t, err, "%s is kept by Docker after the destroy", v)
+		}
+	})
+}
+
+// TestDevOnDocker26 runs the dev stack's up and second preview on a current engine too, where
+// the healthchecks get their start interval.
+func TestDevOnDocker26(t *testing.T) {
+	requireRealEngine(t)
+	script := filepath.Join(sharedDir, "docker-modern", "docker-modern.sh")
+	out, err := exec.Command("bash", script, "start").CombinedOutput()
+	if err != nil {
+		msg := "DOCKER 26 STEPS SKIPPED: the second engine did not start: " + tail(string(out), 5)
+		fmt.Fprintln(os.Stderr, msg)
+		t.Skip(msg)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	e, err := describe(lines[len(lines)-1])
+	require.NoError(t, err)
+	buildImages(t, e, rolledAppImage)
+	p := newProject(t, e)
+	t.Cleanup(func() { p.cleanup(t, "dev") })
+
+	took := p.up(t, "dev")
+	require.Equal(t, seedContainers, p.containers(t, "dev"))
+	p.waitHealthy(t, seedContainers, 10*time.Second)
+	figure(t, e.name, "dev `up` from nothing to all healthy (s)", took.Seconds())
+	interval := e.mustDocker(t, "inspect", "--format", "{{json .Config.Healthcheck.StartInterval}}", "maricusco-postgres")
+	assert.Equal(t, "2000000000", interval, "the engine takes the start interval, so the program sends it")
+	changes := p.changes(t, "dev")
+	assert.Empty(t, changes)
+	p.must(t, "dev", "refresh", "--yes", "--skip-preview")
+	assert.Empty(t, p.changes(t, "dev"))
+	figure(t, e.name, "dev changes in the preview after `up` and after `refresh`", len(changes))
+}
