@@ -78,7 +78,11 @@ func PullImage(ctx *pulumi.Context, name, ref string, opts ...pulumi.ResourceOpt
 // NewDataVolume declares a named volume that outlives its containers: it is never replaced along
 // with a container, and is retained in Docker on delete unless the policy says otherwise.
 func NewDataVolume(ctx *pulumi.Context, name, dockerName string, policy VolumePolicy, opts ...pulumi.ResourceOption) (*docker.Volume, error) {
-	opts = append(opts, pulumi.Protect(policy.Protect), pulumi.RetainOnDelete(!policy.DeleteOnDestroy))
+	opts = append(opts, pulumi.Protect(policy.Protect), pulumi.RetainOnDelete(!policy.DeleteOnDestroy),
+		// A volume that compose created (the move from compose) carries compose's labels, which
+		// the provider reads back on refresh. Docker cannot relabel a volume, and a replaced volume
+		// replaces its container, so the labels an adopted volume has are left as they are.
+		pulumi.IgnoreChanges([]string{"labels"}))
 	v, err := docker.NewVolume(ctx, name, &docker.VolumeArgs{
 		Name:   pulumi.String(dockerName),
 		Driver: pulumi.String("local"),

@@ -104,6 +104,7 @@ type Resource struct {
 	Protect             bool
 	RetainOnDelete      bool
 	DeleteBeforeReplace bool
+	IgnoreChanges       []string
 }
 
 // mocks records every registered resource and answers like the providers would.
@@ -118,6 +119,7 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	if rpc != nil {
 		r.Parent, r.DependsOn = rpc.GetParent(), rpc.GetDependencies()
 		r.Protect, r.RetainOnDelete, r.DeleteBeforeReplace = rpc.GetProtect(), rpc.GetRetainOnDelete(), rpc.GetDeleteBeforeReplace()
+		r.IgnoreChanges = rpc.GetIgnoreChanges()
 	}
 	outputs := args.Inputs.Copy()
 	switch args.TypeToken {

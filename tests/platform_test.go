@@ -555,9 +555,11 @@ func TestDataVolumesOutliveContainers(t *testing.T) {
 		for _, v := range res.OfType(volumeType) {
 			assert.True(t, v.RetainOnDelete, "%s is kept in Docker when Pulumi deletes it", v.Name)
 			assert.Equal(t, stack == "prod", v.Protect, "%s is protected in prod only", v.Name)
+			assert.Equal(t, []string{"labels"}, v.IgnoreChanges, "%s: the labels of a volume compose created are adopted as they are", v.Name)
 		}
 		for name, c := range res.Containers() {
 			assert.True(t, c.DeleteBeforeReplace, "%s: Docker refuses a second container of one name, so the old one goes first", name)
+			assert.Empty(t, c.IgnoreChanges, "%s: every container field is sent as the provider reads it back", name)
 		}
 	})
 	res := mustRun(t, loadStack(t, "dev").with("deleteVolumesOnDestroy", "true"))
