@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -21,7 +22,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"gopkg.in/yaml.v3"
 
 	"github.com/maricusco/infra/stacks"
 )
@@ -366,38 +366,22 @@ func (l *load) finish() (sent, failed int64) {
 	return l.sent.Load(), l.failed.Load()
 }
 
-// imageRefs are the image refs the program deploys, by stand-in role: every image key's value in
-// the shipped stack files, or its default.
+// imageRefs are the image refs the shipped stacks deploy, by stand-in role.
 func imageRefs(t *testing.T) map[string][]string {
 	t.Helper()
 	roles := map[string]string{"app": "app", "postgres": "postgres", "redis": "redis", "chromadb": "chromadb",
 		"prometheus": "prometheus", "grafana": "grafana", "lb": "nginx"}
 	refs := map[string][]string{}
-	add := func(role, ref string) {
-		for _, r := range refs[role] {
-			if r == ref {
-				return
-			}
-		}
-		refs[role] = append(refs[role], ref)
-	}
-	for _, k := range stacks.Keys() {
-		svc, ok := strings.CutSuffix(k.Name, "Image")
-		if !ok {
-			continue
-		}
-		role, ok := roles[svc]
-		require.True(t, ok, "no stand-in role for %s", k.Name)
-		add(role, k.Default.(string))
-		for _, stack := range []string{"dev", "prod"} {
-			raw, err := os.ReadFile(filepath.Join(repoRoot, "Pulumi."+stack+".yaml"))
-			require.NoError(t, err)
-			var doc struct {
-				Config map[string]any `yaml:"config"`
-			}
-			require.NoError(t, yaml.Unmarshal(raw, &doc))
-			if v, ok := doc.Config[stacks.Namespace+":"+k.Name].(string); ok {
-				add(role, v)
+	for _, stack := range []string{"prod", "dev"} {
+		raw, err := os.ReadFile(filepath.Join(repoRoot, "Pulumi."+stack+".yaml"))
+		require.NoError(t, err)
+		byService, err := stacks.ImageRefs(raw)
+		require.NoError(t, err)
+		for service, ref := range byService {
+			role, ok := roles[service]
+			require.True(t, ok, "no stand-in role for %s", service)
+			if !slices.Contains(refs[role], ref) {
+				refs[role] = append(refs[role], ref)
 			}
 		}
 	}

@@ -98,7 +98,14 @@ func TestDevLifecycle(t *testing.T) {
 	})
 
 	t.Run("a container removed by hand shows in preview --refresh and comes back with up --refresh", func(t *testing.T) {
+		// The drift check CI runs nightly (.github/workflows/drift.yml) passes on a stack at rest...
+		drift := []string{stack, "preview", "--refresh", "--expect-no-changes", "--diff"}
+		p.must(t, drift...)
 		e.mustDocker(t, "rm", "-f", "maricusco-grafana")
+		// ...and fails, naming the resource, once something changed by hand.
+		out, err := p.run(drift...)
+		require.Error(t, err, "the drift check must fail on drift:\n%s", tail(out, 30))
+		assert.Contains(t, out, "grafana-container")
 		changes := p.changes(t, stack, "--refresh")
 		require.Len(t, changes, 1, "%v", changes)
 		assert.Contains(t, changes[0], "grafana-container")

@@ -37,6 +37,16 @@ func TestProdLifecycle(t *testing.T) {
 		p.up(t, stack, "--expect-no-changes")
 	})
 
+	t.Run("a preview that would replace a protected volume fails", func(t *testing.T) {
+		// What the pull-request check relies on (.github/workflows/pull-request.yml).
+		p.config(t, stack, "set", "namePrefix", "renamed")
+		out, err := p.run(stack, "preview", "--diff")
+		require.Error(t, err, "renaming the volumes of a protected stack must fail the preview:\n%s", tail(out, 30))
+		assert.Contains(t, out, "protect")
+		p.config(t, stack, "rm", "namePrefix")
+		assert.Empty(t, p.changes(t, stack))
+	})
+
 	t.Run("an app image rolls under load with no failed request", func(t *testing.T) {
 		l := startLoad("http://127.0.0.1:8000/", 10*time.Minute)
 		p.config(t, stack, "set", "appImage", rolledAppImage)

@@ -1,0 +1,214 @@
+package tests
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/rhysd/actionlint"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+
+	"github.com/maricusco/infra/stacks"
+)
+
+// workflowFiles are the CI workflows, with the local composite action they share.
+func workflowFiles(t *testing.T) map[string]string {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(repoRoot, ".github", "workflows", "*.yml"))
+	require.NoError(t, err)
+	require.NotEmpty(t, paths)
+	out := map[string]string{}
+	for _, p := range paths {
+		out[filepath.Base(p)] = p
+	}
+	return out
+}
+
+// workflow is the part of a workflow file the rules look at.
+type workflow struct {
+	On          yaml.Node         `yaml:"on"`
+	Permissions map[string]string `yaml:"permissions"`
+	Jobs        map[string]job    `yaml:"jobs"`
+}
+
+type job struct {
+	If          string            `yaml:"if"`
+	Permissions map[string]string `yaml:"permissions"`
+	Timeout     int               `yaml:"timeout-minutes"`
+	Environment any               `yaml:"environment"`
+	Concurrency *struct {
+		Group            string `yaml:"group"`
+		CancelInProgress bool   `yaml:"cancel-in-progress"`
+	} `yaml:"concurrency"`
+	Steps []struct {
+		Uses string `yaml:"uses"`
+		Run  string `yaml:"run"`
+	} `yaml:"steps"`
+}
+
+func readWorkflow(t *testing.T, path string) workflow {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var w workflow
+	require.NoError(t, yaml.Unmarshal(raw, &w), path)
+	return w
+}
+
+// triggers are the events a workflow runs on.
+func (w workflow) triggers() []string {
+	var out []string
+	switch w.On.Kind {
+	case yaml.ScalarNode:
+		out = append(out, w.On.Value)
+	case yaml.SequenceNode:
+		for _, n := range w.On.Content {
+			out = append(out, n.Value)
+		}
+	case yaml.MappingNode:
+		for i := 0; i < len(w.On.Content); i += 2 {
+			out = append(out, w.On.Content[i].Value)
+		}
+	}
+	return out
+}
+
+// deploys tells which stacks a job changes: it runs `deploy.sh <stack> up` or `destroy`.
+func (j job) deploys() []string {
+	var out []string
+	for _, s := range j.Steps {
+		for _, stack := range []string{"dev", "prod"} {
+			if regexp.MustCompile(`deploy\.sh "?` + stack + `"? (up|destroy)\b`).MatchString(s.Run) {
+				out = append(out, stack)
+			}
+		}
+	}
+	return out
+}
+
+func TestActionlintAcceptsEveryWorkflow(t *testing.T) {
+	linter, err := actionlint.NewLinter(io.Discard, &actionlint.LinterOptions{})
+	require.NoError(t, err)
+	var paths []string
+	for _, p := range workflowFiles(t) {
+		paths = append(paths, p)
+	}
+	errs, err := linter.LintFiles(paths, nil)
+	require.NoError(t, err)
+	for _, e := range errs {
+		t.Errorf("%s:%d:%d: %s [%s]", filepath.Base(e.Filepath), e.Line, e.Column, e.Message, e.Kind)
+	}
+}
+
+func TestEveryWorkflowKeepsTheCIRules(t *testing.T) {
+	pinned := regexp.MustCompile(`^[^@\s]+@[0-9a-f]{40}$`)
+	for name, path := range workflowFiles(t) {
+		t.Run(name, func(t *testing.T) {
+			w := readWorkflow(t, path)
+			assert.Equal(t, map[string]string{"contents": "read"}, w.Permissions, "least privilege: contents: read at the top, more only per job")
+			assert.NotContains(t, w.triggers(), "pull_request_target", "a fork's code must never run with the repository's secrets")
+			raw, err := os.ReadFile(path)
+			require.NoError(t, err)
+			for _, line := range strings.Split(string(raw), "\n") {
+				uses, ok := strings.CutPrefix(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "- ")), "uses: ")
+				if !ok || strings.HasPrefix(uses, "./") {
+					continue
+				}
+				ref, comment, _ := strings.Cut(uses, " # ")
+				assert.Regexp(t, pinned, ref, "a third-party action is pinned to a full commit SHA")
+				assert.Regexp(t, `^v[0-9]+\.[0-9]+`, comment, "%s: the pinned version is named in a comment", ref)
+			}
+			for jobName, j := range w.Jobs {
+				assert.Positive(t, j.Timeout, "%s has a timeout", jobName)
+				for scope, level := range j.Permissions {
+					if level == "write" {
+						assert.Contains(t, []string{"pull-requests", "issues", "security-events"}, scope, "%s: only commenting, drift issues and code scanning may write", jobName)
+					}
+				}
+				for _, stack := range j.deploys() {
+					require.NotNil(t, j.Concurrency, "%s deploys %s: one deploy per stack at a time", jobName, stack)
+					assert.Contains(t, j.Concurrency.Group, stack, "%s: the concurrency group is per stack", jobName)
+					assert.False(t, j.Concurrency.CancelInProgress, "%s: a running deploy is never cancelled", jobName)
+					if stack == "prod" {
+						assert.Equal(t, "production", j.Environment, "%s deploys prod, so its reviewers approve it", jobName)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestTheWorkflowsDeployWhatTheIssueAsks(t *testing.T) {
+	files := workflowFiles(t)
+	deployers := map[string][]string{}
+	for name, path := range files {
+		for jobName, j := range readWorkflow(t, path).Jobs {
+			for _, stack := range j.deploys() {
+				deployers[stack] = append(deployers[stack], name+"/"+jobName)
+			}
+		}
+	}
+	assert.Equal(t, []string{"deploy.yml/dev"}, deployers["dev"], "dev is updated on a push to main, by one job")
+	assert.Equal(t, []string{"deploy.yml/prod"}, deployers["prod"], "prod is updated by one job, behind approval")
+
+	deploy := readWorkflow(t, files["deploy.yml"])
+	prod := deploy.Jobs["prod"]
+	require.NotEmpty(t, prod.Steps)
+	var exported, updated int
+	for i, s := range prod.Steps {
+		if strings.Contains(s.Run, "deploy.sh prod stack export") {
+			exported = i
+		}
+		if strings.Contains(s.Run, "deploy.sh prod up") {
+			updated = i
+		}
+	}
+	assert.Positive(t, exported, "prod's state is exported")
+	assert.Less(t, exported, updated, "before the update")
+
+	drift := readWorkflow(t, files["drift.yml"])
+	assert.Contains(t, drift.triggers(), "schedule", "drift is checked nightly")
+	assert.Contains(t, drift.triggers(), "workflow_dispatch", "and by hand")
+	require.Contains(t, drift.Jobs, "drift")
+	assert.Equal(t, "write", drift.Jobs["drift"].Permissions["issues"], "drift opens and closes issues")
+	var check string
+	for _, s := range drift.Jobs["drift"].Steps {
+		if strings.Contains(s.Run, "deploy.sh") {
+			check = s.Run
+		}
+	}
+	assert.Contains(t, check, "preview --refresh --expect-no-changes", "the drift command the e2e suite runs")
+
+	pr := readWorkflow(t, files["pull-request.yml"])
+	assert.Equal(t, []string{"pull_request"}, pr.triggers())
+	assert.Contains(t, pr.Jobs["preview"].If, "head.repo.full_name == github.repository", "a fork's pull request gets no preview, so no secret")
+	assert.Equal(t, "write", pr.Jobs["preview"].Permissions["pull-requests"], "the preview comments its diff")
+}
+
+func TestTheImageScanCoversEveryImageAStackPulls(t *testing.T) {
+	for _, stack := range shippedStacks {
+		t.Run(stack, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join(repoRoot, "Pulumi."+stack+".yaml"))
+			require.NoError(t, err)
+			refs, err := stacks.ImageRefs(raw)
+			require.NoError(t, err)
+			var scanned []string
+			for _, ref := range refs {
+				scanned = append(scanned, ref)
+			}
+			for _, replicas := range []int{1, 2} {
+				res := mustRun(t, loadStack(t, stack).with("appReplicas", fmt.Sprint(replicas)))
+				for _, img := range res.OfType(imageType) {
+					assert.True(t, slices.Contains(scanned, img.Inputs["name"].StringValue()), "%s is pulled with %d instance(s) and must be scanned", img.Inputs["name"].StringValue(), replicas)
+				}
+			}
+		})
+	}
+}
