@@ -5,19 +5,25 @@
 #   PULUMI_CONFIG_PASSPHRASE=... ./deploy.sh <dev|prod> [preview|up|refresh|destroy] [pulumi flags...]
 #   PULUMI_CONFIG_PASSPHRASE=... ./deploy.sh <dev|prod> config|stack <pulumi arguments...>
 #
+#   PULUMI_CONFIG_PASSPHRASE=... ./deploy.sh <dev|prod> backup
+#   PULUMI_CONFIG_PASSPHRASE=... ./deploy.sh <dev|prod> restore [DUMP] [--yes]
+#
 # config and stack run `pulumi config ...` and `pulumi stack ...` on the same backend and stack
 # (e.g. `./deploy.sh dev config set appReplicas 3`, `./deploy.sh prod stack output --json`).
+# backup takes a verified dump of the stack's database now; restore puts the newest good dump (or
+# DUMP, a file name in the backups volume) back into the running database, after a confirmation
+# that names the stack and the dump (--yes skips it, for CI). Both need the docker CLI.
 #
 # State goes to ./.pulumi-state unless PULUMI_BACKEND_URL names another backend. The passphrase
 # encrypts the stack's secrets; keep it, or the state's secrets cannot be read again.
 set -euo pipefail
 
-usage() { echo "usage: PULUMI_CONFIG_PASSPHRASE=... $0 <dev|prod> [preview|up|refresh|destroy|config|stack] [pulumi flags...]" >&2; exit 2; }
+usage() { echo "usage: PULUMI_CONFIG_PASSPHRASE=... $0 <dev|prod> [preview|up|refresh|destroy|config|stack|backup|restore] [flags...]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 stack=$1; action=${2:-preview}
 shift; [ $# -ge 1 ] && shift
 case "$stack" in dev|prod) ;; *) echo "unknown stack '$stack': this project ships Pulumi.dev.yaml and Pulumi.prod.yaml" >&2; usage ;; esac
-case "$action" in preview|up|refresh|destroy|config|stack) ;; *) echo "unknown action '$action'" >&2; usage ;; esac
+case "$action" in preview|up|refresh|destroy|config|stack|backup|restore) ;; *) echo "unknown action '$action'" >&2; usage ;; esac
 
 cd "$(dirname "$0")"
 if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
@@ -37,4 +43,42 @@ fi
 export PULUMI_SKIP_UPDATE_CHECK=true
 
 "$PULUMI" stack select --create "$stack" --non-interactive >/dev/null
-exec "$PULUMI" "$action" --stack "$stack" "$@"
+case "$action" in backup|restore) ;; *) exec "$PULUMI" "$action" --stack "$stack" "$@" ;; esac
+
+# backup and restore run the backup service's script in its container.
+if ! container=$("$PULUMI" stack output backupContainer --stack "$stack" 2>/dev/null); then
+  echo "the $stack stack runs no backup service: run '$0 $stack up' first, with backup.enabled true (the default)" >&2
+  exit 2
+fi
+host=$("$PULUMI" stack output dockerHost --stack "$stack")
+in_backup() { docker --host "$host" exec "$container" /bin/sh /run/maricusco/backup.sh "$@"; }
+if [ "$action" = backup ]; then
+  in_backup once
+  exit
+fi
+yes=false dump=
+for arg in "$@"; do
+  case "$arg" in
+    --yes|-y) yes=true ;;
+    -*) echo "restore takes [DUMP] [--yes], not $arg" >&2; exit 2 ;;
+    *) dump=$arg ;;
+  esac
+done
+[ -n "$dump" ] || dump=$(in_backup newest)
+if [ -z "$dump" ]; then
+  echo "no good dump in the $stack stack's backups: take one with '$0 $stack backup'" >&2
+  exit 1
+fi
+if ! $yes; then
+  if [ ! -t 0 ]; then
+    echo "restore replaces the $stack database's data: confirm with --yes when no one is at a terminal" >&2
+    exit 2
+  fi
+  printf 'Restore %s into the database of the %s stack (through %s)? Its data is replaced. Type the stack name to go on: ' "$dump" "$stack" "$container" >&2
+  read -r answer
+  if [ "$answer" != "$stack" ]; then
+    echo "not restored" >&2
+    exit 1
+  fi
+fi
+in_backup restore "$dump"

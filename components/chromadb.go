@@ -34,7 +34,7 @@ func NewChromaDB(ctx *pulumi.Context, name string, args *ChromaDBArgs, opts ...p
 		Ports:         args.ports(ChromaDBPort),
 		HealthCheck:   []string{"CMD", "/bin/bash", "-c", heartbeat},
 		WritablePaths: []string{"/tmp"},
-	}, "/data", nil, opts)
+	}, args.dataAt("chromadb", "/data"), nil, opts)
 	if err != nil {
 		return nil, err
 	}

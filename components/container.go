@@ -131,6 +131,8 @@ type ContainerSpec struct {
 	// Capabilities are the Linux capabilities the image needs, without the CAP_ prefix; all others
 	// are dropped.
 	Capabilities []string
+	// After are the containers that must be healthy before this one is created.
+	After []pulumi.Resource
 }
 
 // NewServiceContainer turns a service's ContainerSpec into a Docker container with the platform's
@@ -214,6 +216,9 @@ func NewServiceContainer(ctx *pulumi.Context, resourceName string, rt Runtime, s
 	// Docker refuses two containers with one name, so a container goes before its replacement
 	// comes (the docker provider asks for this too; saying it here keeps it true if it stops).
 	opts = append(opts, pulumi.DeleteBeforeReplace(true))
+	if len(spec.After) > 0 {
+		opts = append(opts, pulumi.DependsOn(spec.After))
+	}
 	c, err := docker.NewContainer(ctx, resourceName, args, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", spec.Name, err)

@@ -67,7 +67,7 @@ func NewGrafana(ctx *pulumi.Context, name string, args *GrafanaArgs, opts ...pul
 		Ports:         args.ports(GrafanaPort),
 		HealthCheck:   []string{"CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:" + strconv.Itoa(GrafanaPort) + "/api/health"},
 		WritablePaths: []string{"/tmp"},
-	}, "/var/lib/grafana", nil, opts)
+	}, args.dataAt("grafana", "/var/lib/grafana"), nil, opts)
 	if err != nil {
 		return nil, err
 	}

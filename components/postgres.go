@@ -75,7 +75,7 @@ func NewPostgres(ctx *pulumi.Context, name string, args *PostgresArgs, opts ...p
 		WritablePaths: []string{"/var/run/postgresql", "/tmp"},
 		// The entrypoint starts as root to own the data directory, then drops to the postgres user.
 		Capabilities: []string{"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"},
-	}, "/var/lib/postgresql/data", pulumi.Map{"connectionString": pg.ConnectionString}, opts)
+	}, args.dataAt("postgres", "/var/lib/postgresql/data"), pulumi.Map{"connectionString": pg.ConnectionString}, opts)
 	if err != nil {
 		return nil, err
 	}

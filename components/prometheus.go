@@ -54,7 +54,7 @@ func NewPrometheus(ctx *pulumi.Context, name string, args *PrometheusArgs, opts 
 		Ports:         args.ports(PrometheusPort),
 		HealthCheck:   []string{"CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:" + strconv.Itoa(PrometheusPort) + "/-/healthy"},
 		WritablePaths: []string{"/tmp"},
-	}, "/prometheus", nil, opts)
+	}, args.dataAt("prometheus", "/prometheus"), nil, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -44,7 +44,7 @@ func NewRedis(ctx *pulumi.Context, name string, args *RedisArgs, opts ...pulumi.
 		WritablePaths: []string{"/tmp"},
 		// The entrypoint starts as root to own /data, then drops to the redis user.
 		Capabilities: []string{"CHOWN", "SETGID", "SETUID"},
-	}, "/data", nil, opts)
+	}, args.dataAt("redis", "/data"), nil, opts)
 	if err != nil {
 		return nil, err
 	}

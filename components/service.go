@@ -46,6 +46,19 @@ func (a ServiceArgs) ContainerName(service string) string { return a.Prefix + "-
 // VolumeName is the Docker name of the service's data volume, as Docker Compose names it.
 func (a ServiceArgs) VolumeName(service string) string { return a.Prefix + "_" + service + "_data" }
 
+// DataVolume is a service's named volume and where it is mounted.
+type DataVolume struct {
+	// Name is the volume's Docker name.
+	Name string
+	// Path is where the container sees it.
+	Path string
+}
+
+// dataAt is the service's compose-named data volume, mounted at path.
+func (a ServiceArgs) dataAt(service, path string) *DataVolume {
+	return &DataVolume{Name: a.VolumeName(service), Path: path}
+}
+
 // ports publishes containerPort when the stack asks for it.
 func (a ServiceArgs) ports(containerPort int) []PortBinding {
 	if a.Publish == nil {
@@ -94,9 +107,9 @@ func NewDataVolume(ctx *pulumi.Context, name, dockerName string, policy VolumePo
 }
 
 // newService registers component c (type token typ) for one single-container service, declares
-// the service's image, its data volume mounted at dataPath (none when dataPath is empty) and its
+// the service's image, its data volume (none when data is nil) and its
 // container as c's children, and registers c's outputs: outputs plus the container and volume names.
-func newService(ctx *pulumi.Context, typ, name string, c pulumi.ComponentResource, service string, args ServiceArgs, spec ContainerSpec, dataPath string, outputs pulumi.Map, opts []pulumi.ResourceOption) (Service, error) {
+func newService(ctx *pulumi.Context, typ, name string, c pulumi.ComponentResource, service string, args ServiceArgs, spec ContainerSpec, data *DataVolume, outputs pulumi.Map, opts []pulumi.ResourceOption) (Service, error) {
 	if err := ctx.RegisterComponentResource(typ, name, c, opts...); err != nil {
 		return Service{}, fmt.Errorf("%s: %w", service, err)
 	}
@@ -108,12 +121,12 @@ func newService(ctx *pulumi.Context, typ, name string, c pulumi.ComponentResourc
 	if outputs == nil {
 		outputs = pulumi.Map{}
 	}
-	if dataPath != "" {
-		res.Volume, err = NewDataVolume(ctx, service+"-data", args.VolumeName(service), args.Volumes, pulumi.Parent(c))
+	if data != nil {
+		res.Volume, err = NewDataVolume(ctx, service+"-data", data.Name, args.Volumes, pulumi.Parent(c))
 		if err != nil {
 			return Service{}, fmt.Errorf("%s: %w", service, err)
 		}
-		spec.Volumes = append(spec.Volumes, VolumeMount{Volume: res.Volume.Name, Path: dataPath})
+		spec.Volumes = append(spec.Volumes, VolumeMount{Volume: res.Volume.Name, Path: data.Path})
 		outputs["volumeName"] = res.Volume.Name
 	}
 	spec.Name = args.ContainerName(service)

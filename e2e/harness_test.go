@@ -307,13 +307,15 @@ func (p *project) cleanup(t *testing.T, stack string) {
 		_, _ = p.engine.docker("rm", "-f", c)
 	}
 	_, _ = p.engine.docker("network", "rm", "maricusco-network")
-	for _, v := range dataVolumes {
+	for _, v := range stackVolumes {
 		_, _ = p.engine.docker("volume", "rm", v)
 	}
 }
 
-// dataVolumes are the five volumes every stack keeps, named as compose names them.
-var dataVolumes = []string{"maricusco_postgres_data", "maricusco_redis_data", "maricusco_chromadb_data", "maricusco_prometheus_data", "maricusco_grafana_data"}
+// stackVolumes are the volumes every stack keeps, named as compose names them: the five data
+// volumes and the backups.
+var stackVolumes = []string{"maricusco_postgres_data", "maricusco_redis_data", "maricusco_chromadb_data",
+	"maricusco_prometheus_data", "maricusco_grafana_data", "maricusco_backups"}
 
 // load is a bounded request loop against a published URL, counting failed requests.
 type load struct {

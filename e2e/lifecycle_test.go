@@ -25,8 +25,8 @@ func hostEngine(t *testing.T) engine {
 	return e
 }
 
-// seedContainers are the dev stack's six containers.
-var seedContainers = []string{"maricusco-app", "maricusco-chromadb", "maricusco-grafana", "maricusco-postgres", "maricusco-prometheus", "maricusco-redis"}
+// devContainers are the dev stack's containers: the seed's six and the backup service.
+var devContainers = []string{"maricusco-app", "maricusco-backup", "maricusco-chromadb", "maricusco-grafana", "maricusco-postgres", "maricusco-prometheus", "maricusco-redis"}
 
 // TestDevLifecycle drives the dev stack through a user's life with it, on the host engine.
 func TestDevLifecycle(t *testing.T) {
@@ -42,8 +42,8 @@ func TestDevLifecycle(t *testing.T) {
 		// The README's steps: stop the compose deployment, keeping its volumes, then deploy.
 		compose(t, p.engine, "down")
 		took := p.up(t, stack)
-		require.Equal(t, seedContainers, p.containers(t, stack))
-		p.waitHealthy(t, seedContainers, 10*time.Second)
+		require.Equal(t, devContainers, p.containers(t, stack))
+		p.waitHealthy(t, devContainers, 10*time.Second)
 		figure(t, e.name, "dev `up` from nothing to all healthy (s)", took.Seconds())
 		assert.Equal(t, "from compose", p.psql(t, "maricusco-postgres", "SELECT note FROM e2e_rows ORDER BY id LIMIT 1"))
 	})
@@ -90,8 +90,8 @@ func TestDevLifecycle(t *testing.T) {
 		p.config(t, stack, "set", "appReplicas", "1")
 		took := p.up(t, stack)
 		sent, failed := l.finish()
-		assert.Equal(t, seedContainers, p.containers(t, stack))
-		p.waitHealthy(t, seedContainers, 10*time.Second)
+		assert.Equal(t, devContainers, p.containers(t, stack))
+		p.waitHealthy(t, devContainers, 10*time.Second)
 		figure(t, e.name, "dev replicas 3 → 1 (s)", took.Seconds())
 		figure(t, e.name, "dev replicas 3 → 1: failed requests while the port moves to the app", fmt.Sprintf("%d of %d", failed, sent))
 		assert.Empty(t, p.changes(t, stack))
@@ -149,7 +149,7 @@ func TestDevLifecycle(t *testing.T) {
 		p.config(t, stack, "set", "--secret", "postgresPassword", rotated)
 		took := p.up(t, stack)
 		figure(t, e.name, "dev postgresPassword rotation (s)", took.Seconds())
-		p.waitHealthy(t, seedContainers, 10*time.Second)
+		p.waitHealthy(t, devContainers, 10*time.Second)
 		login := func(password string) error {
 			cmd := exec.Command("psql", "-h", "127.0.0.1", "-p", "5432", "-U", "maricusco", "-d", "maricusco", "-tAc", "SELECT 1")
 			cmd.Env = append(os.Environ(), "PGPASSWORD="+password, "PGCONNECT_TIMEOUT=5")
@@ -163,15 +163,82 @@ func TestDevLifecycle(t *testing.T) {
 		assert.Error(t, login(oldPassword), "the old password is refused")
 	})
 
-	t.Run("destroy leaves no container and keeps the five volumes, and up brings the rows back", func(t *testing.T) {
+	backups := func(t *testing.T) []string {
+		t.Helper()
+		out := e.mustDocker(t, "exec", "maricusco-backup", "sh", "-c", "ls -1 /backups/maricusco-*.dump 2>/dev/null || true")
+		return strings.Fields(out)
+	}
+
+	t.Run("an on-demand backup reads back and the backup service is healthy", func(t *testing.T) {
+		p.config(t, stack, "set", "--path", "backup.interval", "15m")
+		p.config(t, stack, "set", "--path", "backup.keep", "2")
+		p.up(t, stack)
+		p.waitHealthy(t, []string{"maricusco-backup"}, time.Minute)
+		start := time.Now()
+		p.must(t, stack, "backup")
+		figure(t, e.name, "dev on-demand backup (s)", time.Since(start).Round(100*time.Millisecond).Seconds())
+		dumps := backups(t)
+		require.NotEmpty(t, dumps)
+		newest := dumps[len(dumps)-1]
+		e.mustDocker(t, "exec", "maricusco-backup", "pg_restore", "--list", newest)
+		figure(t, e.name, "dev dump size of the test data (bytes)", e.mustDocker(t, "exec", "maricusco-backup", "stat", "-c", "%s", newest))
+		p.waitHealthy(t, []string{"maricusco-backup"}, 10*time.Second)
+	})
+
+	t.Run("the restore drill: back up, drop the table, restore, and the rows are back", func(t *testing.T) {
+		rows := p.psql(t, "maricusco-postgres", "SELECT count(*) FROM e2e_rows")
+		p.must(t, stack, "backup")
+		p.psql(t, "maricusco-postgres", "DROP TABLE e2e_rows")
+		start := time.Now()
+		p.must(t, stack, "restore", "--yes")
+		figure(t, e.name, "dev restore of the newest dump (s)", time.Since(start).Round(100*time.Millisecond).Seconds())
+		assert.Equal(t, rows, p.psql(t, "maricusco-postgres", "SELECT count(*) FROM e2e_rows"))
+		out, err := p.run(stack, "restore")
+		assert.Error(t, err, "without --yes and without a terminal, restore asks for a confirmation it cannot get")
+		assert.Contains(t, out, "--yes")
+	})
+
+	t.Run("backup.keep 2: after three backups the two newest remain", func(t *testing.T) {
+		var taken []string
+		for i := 0; i < 3; i++ {
+			p.must(t, stack, "backup")
+			all := backups(t)
+			taken = append(taken, all[len(all)-1])
+		}
+		assert.Equal(t, taken[1:], backups(t))
+	})
+
+	t.Run("a corrupt newest dump fails the next backup loudly and the older good dumps stay", func(t *testing.T) {
+		before := backups(t)
+		require.Len(t, before, 2)
+		e.mustDocker(t, "exec", "maricusco-backup", "sh", "-c", "head -c 100 "+before[1]+" > /tmp/cut && cat /tmp/cut > "+before[1])
+		out, err := p.run(stack, "backup")
+		require.Error(t, err, "the backup must fail:\n%s", out)
+		assert.Contains(t, out, "FAILED verification: "+before[1])
+		after := backups(t)
+		assert.Contains(t, after, before[0], "the older good dump stays")
+		assert.NotContains(t, after, before[1])
+		assert.Len(t, after, 2, "the older good dump and the new one")
+	})
+
+	t.Run("destroy leaves no container and keeps the volumes, and up brings the rows back", func(t *testing.T) {
 		p.must(t, stack, "destroy", "--yes", "--skip-preview")
 		assert.Empty(t, p.containers(t, stack))
-		for _, v := range dataVolumes {
+		for _, v := range stackVolumes {
 			_, err := e.docker("volume", "inspect", v)
 			assert.NoError(t, err, "%s is kept", v)
 		}
 		took := p.up(t, stack)
 		figure(t, e.name, "dev `up` onto kept volumes (s)", took.Seconds())
+		assert.Equal(t, "2", p.psql(t, "maricusco-postgres", "SELECT count(*) FROM e2e_rows"))
+	})
+
+	t.Run("the restore drill onto a new database: destroy, delete the postgres volume, up, restore", func(t *testing.T) {
+		p.must(t, stack, "destroy", "--yes", "--skip-preview")
+		e.mustDocker(t, "volume", "rm", "maricusco_postgres_data")
+		p.up(t, stack)
+		assert.Equal(t, "0", p.psql(t, "maricusco-postgres", "SELECT count(*) FROM pg_tables WHERE tablename = 'e2e_rows'"), "a new, empty database")
+		p.must(t, stack, "restore", "--yes")
 		assert.Equal(t, "2", p.psql(t, "maricusco-postgres", "SELECT count(*) FROM e2e_rows"))
 	})
 }

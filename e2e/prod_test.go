@@ -21,7 +21,7 @@ func TestProdLifecycle(t *testing.T) {
 	p := newProject(t, e)
 	t.Cleanup(func() { p.cleanup(t, "prod") })
 	const stack = "prod"
-	prodContainers := []string{"maricusco-app-1", "maricusco-app-2", "maricusco-chromadb", "maricusco-grafana", "maricusco-lb", "maricusco-postgres", "maricusco-prometheus", "maricusco-redis"}
+	prodContainers := []string{"maricusco-app-1", "maricusco-app-2", "maricusco-backup", "maricusco-chromadb", "maricusco-grafana", "maricusco-lb", "maricusco-postgres", "maricusco-prometheus", "maricusco-redis"}
 
 	t.Run("up reaches all healthy", func(t *testing.T) {
 		took := p.up(t, stack)
@@ -63,17 +63,18 @@ func TestProdLifecycle(t *testing.T) {
 		out, err := p.run(stack, "destroy", "--yes", "--skip-preview")
 		require.Error(t, err, "a protected prod must not be destroyed")
 		assert.Contains(t, out, "protect")
-		for _, v := range dataVolumes {
+		for _, v := range stackVolumes {
 			_, err := e.docker("volume", "inspect", v)
 			assert.NoError(t, err, "%s is still there", v)
 		}
+		assert.NotEmpty(t, p.containers(t, stack), "nothing was deleted")
 		p.config(t, stack, "set", "protect", "false")
 		lift := p.changes(t, stack)
 		assert.Empty(t, lift, "lifting the protection changes nothing else")
 		p.up(t, stack)
 		p.must(t, stack, "destroy", "--yes", "--skip-preview")
 		assert.Empty(t, p.containers(t, stack))
-		for _, v := range dataVolumes {
+		for _, v := range stackVolumes {
 			_, err := e.docker("volume", "inspect", v)
 			assert.NoError(t, err, "%s is kept by Docker after the destroy", v)
 		}
@@ -99,8 +100,8 @@ func TestDevOnDocker26(t *testing.T) {
 	t.Cleanup(func() { p.cleanup(t, "dev") })
 
 	took := p.up(t, "dev")
-	require.Equal(t, seedContainers, p.containers(t, "dev"))
-	p.waitHealthy(t, seedContainers, 10*time.Second)
+	require.Equal(t, devContainers, p.containers(t, "dev"))
+	p.waitHealthy(t, devContainers, 10*time.Second)
 	figure(t, e.name, "dev `up` from nothing to all healthy (s)", took.Seconds())
 	interval := e.mustDocker(t, "inspect", "--format", "{{json .Config.Healthcheck.StartInterval}}", "maricusco-postgres")
 	assert.Equal(t, "2000000000", interval, "the engine takes the start interval, so the program sends it")

@@ -22,7 +22,7 @@ import (
 
 // Services are the platform's services, as the `resources` and `ports` keys name them; lb, the
 // load balancer of several app instances, publishes the app's port and has no port of its own.
-var Services = []string{"app", "postgres", "redis", "chromadb", "prometheus", "grafana", "lb"}
+var Services = []string{"app", "postgres", "redis", "chromadb", "prometheus", "grafana", "lb", "backup"}
 
 // publishable are the services that can take a `ports` entry.
 var publishable = Services[:6]
@@ -69,11 +69,29 @@ type Config struct {
 	Retention string
 	// AlertErrorRatio is the 5xx share above which the error alert fires.
 	AlertErrorRatio float64
+	// Backup is the database backup schedule.
+	Backup BackupConfig
 	// Waivers are the guardrails the stack lifts deliberately.
 	Waivers []string
 	// Warnings are the guardrails the stack breaks without being refused (dev, or waived).
 	Warnings []string
 }
+
+// BackupConfig is the database backups' part of the config, set with
+// `pulumi config set --path backup.<field> <value>`.
+type BackupConfig struct {
+	// Enabled runs the backup service.
+	Enabled bool `yaml:"enabled"`
+	// Interval is the time between two scheduled dumps (Go notation: 24h, 15m).
+	Interval string `yaml:"interval"`
+	// Keep is how many good dumps are kept.
+	Keep int `yaml:"keep"`
+	// Every is Interval, parsed.
+	Every time.Duration `yaml:"-"`
+}
+
+// minBackupInterval keeps a dump of a large database from starting before the last one ends.
+const minBackupInterval = 15 * time.Minute
 
 // AppConfig is the application's part of the config.
 type AppConfig struct {
@@ -245,9 +263,27 @@ func read(r *reader, stack string) *Config {
 	if err != nil || c.AlertErrorRatio <= 0 || c.AlertErrorRatio >= 1 {
 		r.fail("alertErrorRatio", "%q is not a ratio; write a number between 0 and 1, e.g. 0.05", ratio)
 	}
+	readBackup(r, c)
 	c.Waivers = r.list("waivers", "Guardrails this stack lifts deliberately (pinned-images, published-ports, restart-policy); each still logs a warning.")
 	checkGuardrails(r, c)
 	return c
+}
+
+func readBackup(r *reader, c *Config) {
+	b := BackupConfig{Enabled: true, Interval: "24h", Keep: 7}
+	r.object("backup", "Database backups: backup.enabled (default true), backup.interval between dumps (default 24h, at least 15m), backup.keep good dumps kept (default 7).", &b, false)
+	every, err := time.ParseDuration(b.Interval)
+	switch {
+	case err != nil:
+		r.fail("backup.interval", "%q is not a duration; write e.g. 24h, 6h or 15m", b.Interval)
+	case every < minBackupInterval:
+		r.fail("backup.interval", "%s is too often; take a dump at most every %s", b.Interval, minBackupInterval)
+	}
+	if b.Keep < 1 {
+		r.fail("backup.keep", "%d keeps no dump; keep at least 1", b.Keep)
+	}
+	b.Every = every
+	c.Backup = b
 }
 
 func readDuration(r *reader, key, def, desc string) time.Duration {

@@ -29,6 +29,8 @@ type Platform struct {
 	App        *components.App
 	Prometheus *components.Prometheus
 	Grafana    *components.Grafana
+	// Backup is nil when the stack turns backups off.
+	Backup *components.Backup
 }
 
 // Run is the Pulumi program: it deploys the platform and exports its outputs.
@@ -187,6 +189,21 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 	}, onDocker); err != nil {
 		return nil, err
 	}
+	if cfg.Backup.Enabled {
+		backup := service("backup")
+		backup.Image = cfg.Images["postgres"]
+		if p.Backup, err = components.NewBackup(ctx, "backup", &components.BackupArgs{
+			ServiceArgs: backup,
+			Interval:    cfg.Backup.Every,
+			Keep:        cfg.Backup.Keep,
+			Database:    cfg.PostgresDB,
+			User:        cfg.PostgresUser,
+			Password:    p.Secrets.PostgresPassword,
+			Postgres:    p.Postgres.Container,
+		}, onDocker); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
@@ -256,7 +273,20 @@ func (p *Platform) export(ctx *pulumi.Context) {
 	if p.App.LoadBalanced {
 		names["lb"] = p.App.Front.Name
 	}
+	if p.Backup != nil {
+		names["backup"] = p.Backup.Container.Name
+	}
 	ctx.Export("containerNames", names)
 	ctx.Export("postgresConnectionString", p.Postgres.ConnectionString)
+	// deploy.sh's backup and restore find the engine and the container here.
+	ctx.Export("dockerHost", pulumi.String(DockerHost(p.Config.DockerHost)))
+	if p.Backup != nil {
+		ctx.Export("backup", pulumi.Map{
+			"volume":   p.Backup.Volume.Name,
+			"interval": pulumi.String(p.Config.Backup.Every.String()),
+			"keep":     pulumi.Int(p.Config.Backup.Keep),
+		})
+		ctx.Export("backupContainer", p.Backup.Container.Name)
+	}
 	ctx.Export("grafanaAdminPassword", p.Secrets.GrafanaAdminPassword)
 }

@@ -7,10 +7,11 @@ import (
 )
 
 // seedResources is the seed document's "Resource Limits" table, in its own compose notation.
-// Prometheus and the load balancer (lb) have no row in the seed; theirs are ours: one CPU and 1G
-// hold 15 days of the app's metrics with room to spare, and a 256M reservation keeps Prometheus's
-// head block in memory under pressure; nginx proxying a few thousand connections needs far less
-// than its 256M limit.
+// Prometheus, the load balancer (lb) and the backup service have no row in the seed; theirs are
+// ours: one CPU and 1G hold 15 days of the app's metrics with room to spare, and a 256M
+// reservation keeps Prometheus's head block in memory under pressure; nginx proxying a few
+// thousand connections needs far less than its 256M limit; pg_dump streams, so half a CPU and
+// 512M dump a database of any size, only more slowly, without starving the server it reads.
 const seedResources = `
 app:
   limits: { cpus: '2.0', memory: 4G }
@@ -33,6 +34,9 @@ grafana:
 lb:
   limits: { cpus: '1.0', memory: 256M }
   reservations: { cpus: '0.25', memory: 64M }
+backup:
+  limits: { cpus: '0.5', memory: 512M }
+  reservations: { cpus: '0.1', memory: 64M }
 `
 
 // ResourceSpec is one service's limits and reservations in compose notation (cpus '2.0', memory 4G).

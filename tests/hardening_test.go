@@ -25,7 +25,8 @@ var imageCapabilities = map[string][]string{
 	"maricusco-prometheus": nil,
 	"maricusco-grafana":    nil,
 	// nginx's master chowns its temp paths to the worker user at start.
-	"maricusco-lb": {"CAP_CHOWN", "CAP_SETGID", "CAP_SETUID"},
+	"maricusco-lb":     {"CAP_CHOWN", "CAP_SETGID", "CAP_SETUID"},
+	"maricusco-backup": nil,
 }
 
 // readmeExceptions reads README's table of hardening exceptions: container -> rules not met.

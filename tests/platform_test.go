@@ -56,8 +56,9 @@ func TestEveryStackHasOneBridgeNetworkNamedAsTheSeed(t *testing.T) {
 	})
 }
 
-func TestFiveComposeNamedVolumesMountedAtTheImagesDataPaths(t *testing.T) {
+func TestFiveComposeNamedDataVolumesAndTheBackupsVolumeAreMountedWhereTheImagesKeepData(t *testing.T) {
 	want := map[string]struct{ container, path string }{
+		"maricusco_backups":         {"maricusco-backup", "/backups"},
 		"maricusco_postgres_data":   {"maricusco-postgres", "/var/lib/postgresql/data"},
 		"maricusco_redis_data":      {"maricusco-redis", "/data"},
 		"maricusco_chromadb_data":   {"maricusco-chromadb", "/data"},
@@ -86,9 +87,9 @@ func TestFiveComposeNamedVolumesMountedAtTheImagesDataPaths(t *testing.T) {
 	})
 }
 
-func TestDevRunsTheSixSeedContainers(t *testing.T) {
+func TestDevRunsTheSixSeedContainersAndTheBackupService(t *testing.T) {
 	res := mustRun(t, loadStack(t, "dev"))
-	var want []string
+	want := []string{"maricusco-backup"}
 	for _, name := range seedContainers {
 		want = append(want, name)
 	}
@@ -98,7 +99,7 @@ func TestDevRunsTheSixSeedContainers(t *testing.T) {
 func TestProdRunsTwoNumberedAppInstancesBehindTheLoadBalancer(t *testing.T) {
 	res := mustRun(t, loadStack(t, "prod"))
 	names := keys(res.Containers())
-	assert.Len(t, names, 8)
+	assert.Len(t, names, 9, "two instances, nginx, five services and the backup service")
 	for svc, name := range seedContainers {
 		if svc != "app" {
 			assert.Contains(t, names, name)
@@ -245,6 +246,7 @@ func TestLimitsAndReservationsAreTheSeedsInDockerUnits(t *testing.T) {
 		"maricusco-grafana":    {"1.0", 512, 256, 128},
 		"maricusco-prometheus": {"1.0", 1024, 256, 256},
 		"maricusco-lb":         {"1.0", 256, 256, 64},
+		"maricusco-backup":     {"0.5", 512, 102, 64},
 	}
 	forEachStack(t, func(t *testing.T, _ string, res *Result) {
 		for name, c := range res.Containers() {
@@ -284,6 +286,7 @@ func TestHealthchecksAreTheSeedsWithAFastStartPhase(t *testing.T) {
 		"maricusco-prometheus": {"CMD", "wget"},
 		"maricusco-grafana":    {"CMD", "wget"},
 		"maricusco-lb":         {"CMD", "wget"},
+		"maricusco-backup":     {"CMD", "/bin/sh"},
 	}
 	contains := map[string]string{
 		"maricusco-app":        "/usr/local/bin/healthcheck",
@@ -293,6 +296,7 @@ func TestHealthchecksAreTheSeedsWithAFastStartPhase(t *testing.T) {
 		"maricusco-chromadb":   "GET /api/v2/heartbeat",
 		"maricusco-prometheus": "http://127.0.0.1:9090/-/healthy",
 		"maricusco-grafana":    "http://127.0.0.1:3000/api/health",
+		"maricusco-backup":     "/run/maricusco/backup.sh health",
 	}
 	forEachStack(t, func(t *testing.T, _ string, res *Result) {
 		for name, c := range res.Containers() {
@@ -363,7 +367,7 @@ func containerDeps(c Resource) []string {
 	return deps
 }
 
-func TestTheAppWaitsForTheDataServicesItsInstancesForEachOtherAndNothingElseWaits(t *testing.T) {
+func TestTheAppWaitsForTheDataServicesItsInstancesForEachOtherTheBackupForPostgresAndNothingElseWaits(t *testing.T) {
 	dataServices := []string{"postgres-container", "redis-container", "chromadb-container"}
 	for _, replicas := range []int{1, 2, 3} {
 		t.Run(fmt.Sprintf("%d instance(s)", replicas), func(t *testing.T) {
@@ -386,6 +390,8 @@ func TestTheAppWaitsForTheDataServicesItsInstancesForEachOtherAndNothingElseWait
 				assert.Equal(t, []string{fmt.Sprintf("app-%d", replicas)}, waits["maricusco-lb"], "the load balancer takes the port once every instance is healthy")
 				delete(waits, "maricusco-lb")
 			}
+			assert.Equal(t, []string{"postgres-container"}, waits["maricusco-backup"], "the first dump is taken once the database is healthy")
+			delete(waits, "maricusco-backup")
 			for name, deps := range waits {
 				assert.Empty(t, deps, "%s need not wait for another container, so Pulumi creates it at once", name)
 			}

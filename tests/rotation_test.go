@@ -141,11 +141,12 @@ func TestPasswordRotationIsWiredIntoEveryStack(t *testing.T) {
 		assert.Contains(t, gfiles[gentry[1]], "admin reset-admin-password --password-from-stdin")
 		assert.Contains(t, gfiles[gentry[1]], `exec /run.sh "$@"`)
 
-		// A new password replaces the database and every client that holds it, and nothing else.
+		// A new password replaces the database and every client that holds it (the app, the
+		// backup service), and nothing else.
 		before := mustRun(t, loadStack(t, stack))
 		after := mustRun(t, loadStack(t, stack).withSecret("postgresPassword", "rotated-Password-42"))
 		plan := planDiff(before, after)
-		want := []string{containerType + "::postgres-container"}
+		want := []string{containerType + "::postgres-container", containerType + "::backup-container"}
 		for _, app := range before.AppInstances() {
 			want = append(want, containerType+"::"+app.Name)
 		}

@@ -166,7 +166,7 @@ func TestProdProtectsStatefulResourcesUntilTheSwitchIsLifted(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			res := mustRun(t, tc.stack)
 			vols := res.OfType(volumeType)
-			require.Len(t, vols, 5)
+			require.Len(t, vols, 6, "five data volumes and the backups")
 			for _, v := range vols {
 				assert.Equal(t, tc.protect, v.Protect, v.Name)
 				assert.True(t, v.RetainOnDelete, "%s survives a destroy either way", v.Name)
