@@ -113,8 +113,8 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 		HealthCheck:   []string{"CMD", "/usr/local/bin/healthcheck"},
 		WritablePaths: []string{"/tmp"},
 	}
+	spec.After = args.DependsOn
 	front := spec
-	frontDeps := args.DependsOn
 	if args.Replicas > 1 {
 		// Instances publish nothing: the load balancer does. Each waits for the one before it, so
 		// a change replaces them one at a time (each deleted, then recreated and healthy, before the
@@ -125,7 +125,8 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 			instance := spec
 			instance.Name = fmt.Sprintf("%s-%d", spec.Name, i)
 			instance.Aliases = []string{AppHost, fmt.Sprintf("%s-%d", AppHost, i)}
-			c, err := NewServiceContainer(ctx, fmt.Sprintf("%s-%d", name, i), args.Runtime, instance, pulumi.Parent(app), pulumi.DependsOn(after))
+			instance.After = after
+			c, err := NewServiceContainer(ctx, fmt.Sprintf("%s-%d", name, i), args.Runtime, instance, pulumi.Parent(app))
 			if err != nil {
 				return nil, fmt.Errorf("app: %w", err)
 			}
@@ -140,9 +141,9 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 			return nil, fmt.Errorf("app: %w", err)
 		}
 		// The load balancer takes the port once every instance is healthy.
-		frontDeps, app.LoadBalanced = after, true
+		front.After, app.LoadBalanced = after, true
 	}
-	app.Front, err = NewServiceContainer(ctx, frontName, args.Runtime, front, pulumi.Parent(app), pulumi.DependsOn(frontDeps))
+	app.Front, err = NewServiceContainer(ctx, frontName, args.Runtime, front, pulumi.Parent(app))
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}

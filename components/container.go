@@ -12,6 +12,10 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
+// StopGraceSeconds is how long a container that Pulumi deletes (replaced, scaled away, destroyed)
+// has to stop after its stop signal before it is killed.
+const StopGraceSeconds = 30
+
 // FilesDir is where every container receives the files the program writes into it (secrets and
 // generated configuration) before it starts.
 const FilesDir = "/run/maricusco"
@@ -172,10 +176,13 @@ func NewServiceContainer(ctx *pulumi.Context, resourceName string, rt Runtime, s
 		Privileged: pulumi.Bool(false),
 		IpcMode:    pulumi.String("private"),
 		// docker-init as PID 1 forwards signals and reaps what an entrypoint leaves behind.
-		Init:          pulumi.Bool(true),
-		Tmpfs:         tmpfs(spec.WritablePaths),
-		MustRun:       pulumi.Bool(true),
-		RemoveVolumes: pulumi.Bool(true),
+		Init:    pulumi.Bool(true),
+		Tmpfs:   tmpfs(spec.WritablePaths),
+		MustRun: pulumi.Bool(true),
+		// Without it the provider stops a container it deletes with no grace at all (SIGKILL):
+		// PostgreSQL would skip its shutdown checkpoint and an app instance drop its requests.
+		DestroyGraceSeconds: pulumi.Int(StopGraceSeconds),
+		RemoveVolumes:       pulumi.Bool(true),
 	}
 	if spec.User != "" {
 		args.User = pulumi.String(spec.User)

@@ -566,6 +566,7 @@ func TestDataVolumesOutliveContainers(t *testing.T) {
 		for name, c := range res.Containers() {
 			assert.True(t, c.DeleteBeforeReplace, "%s: Docker refuses a second container of one name, so the old one goes first", name)
 			assert.Empty(t, c.IgnoreChanges, "%s: every container field is sent as the provider reads it back", name)
+			assert.Equal(t, 30.0, c.Inputs["destroyGraceSeconds"].NumberValue(), "%s stops gracefully when Pulumi deletes it", name)
 		}
 	})
 	res := mustRun(t, loadStack(t, "dev").with("deleteVolumesOnDestroy", "true"))
