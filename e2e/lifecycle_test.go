@@ -234,10 +234,12 @@ func TestDevLifecycle(t *testing.T) {
 	})
 
 	t.Run("the restore drill onto a new database: destroy, delete the postgres volume, up, restore", func(t *testing.T) {
+		kept := backups(t)
 		p.must(t, stack, "destroy", "--yes", "--skip-preview")
 		e.mustDocker(t, "volume", "rm", "maricusco_postgres_data")
 		p.up(t, stack)
 		assert.Equal(t, "0", p.psql(t, "maricusco-postgres", "SELECT count(*) FROM pg_tables WHERE tablename = 'e2e_rows'"), "a new, empty database")
+		assert.Equal(t, kept, backups(t), "the restarted service did not dump the empty database over the good dumps")
 		p.must(t, stack, "restore", "--yes")
 		assert.Equal(t, "2", p.psql(t, "maricusco-postgres", "SELECT count(*) FROM e2e_rows"))
 	})

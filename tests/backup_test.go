@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -174,6 +175,24 @@ func TestBackupScriptOnPostgres(t *testing.T) {
 		good := r.dumps(t, "maricusco-*.dump")
 		assert.Len(t, good, 2, "the older good dump and the new one")
 		assert.Contains(t, good, dumps[0])
+	})
+	t.Run("a restart within an interval takes no dump", func(t *testing.T) {
+		r := newBackupRun(t, 7)
+		serveFor := func(d time.Duration) {
+			cmd := r.server.command(r.env, "sh", r.script, "serve")
+			if cmd.SysProcAttr == nil {
+				cmd.SysProcAttr = &syscall.SysProcAttr{}
+			}
+			cmd.SysProcAttr.Setpgid = true // so that its sleep goes with it
+			require.NoError(t, cmd.Start())
+			time.Sleep(d)
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+		}
+		serveFor(3 * time.Second)
+		require.Len(t, r.dumps(t, "maricusco-*.dump"), 1, "a first start takes a dump")
+		serveFor(2 * time.Second)
+		assert.Len(t, r.dumps(t, "maricusco-*.dump"), 1, "a restart within the interval does not: an empty new database must not push good dumps out")
 	})
 	t.Run("healthy while the newest good dump is younger than 1.5 intervals", func(t *testing.T) {
 		r := newBackupRun(t, 7)

@@ -69,7 +69,13 @@ func startPostgres(t *testing.T, role, database, password string) *postgresServe
 	require.NoError(t, err)
 	s.port = l.Addr().(*net.TCPAddr).Port
 	require.NoError(t, l.Close())
-	s.socket = s.dir
+	// A Unix socket's path is limited to about 100 bytes, which a subtest's TempDir can exceed.
+	s.socket, err = os.MkdirTemp("", "pg")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(s.socket) })
+	if s.cred != nil {
+		require.NoError(t, os.Chown(s.socket, int(s.cred.Uid), int(s.cred.Gid)))
+	}
 	pwfile := filepath.Join(s.dir, "initial-password")
 	require.NoError(t, os.WriteFile(pwfile, []byte(password), 0o644))
 	if s.cred != nil {

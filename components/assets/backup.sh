@@ -2,7 +2,8 @@
 # Backups of the maricusco database, run in a container of the PostgreSQL image the stack runs,
 # so the client matches the server.
 #
-#   backup.sh serve           a dump now, then one every BACKUP_INTERVAL_SECONDS (the container's command)
+#   backup.sh serve           a dump now (or when one interval has passed since the newest good
+#                             dump), then one every BACKUP_INTERVAL_SECONDS (the container's command)
 #   backup.sh once            a dump now (./deploy.sh <stack> backup)
 #   backup.sh health          healthy while the newest good dump is younger than 1.5 intervals, or
 #                             the service started less than one interval ago
@@ -67,6 +68,18 @@ once() {
 serve() {
   date +%s > "$tmp/started"
   trap 'exit 0' TERM INT
+  # A restart (a redeploy, or a new database after a loss) does not dump again while the newest
+  # good dump is younger than one interval: the schedule goes on from it, and a database that was
+  # just recreated empty does not push good dumps out before they are restored.
+  newest=$(good_dumps | tail -n 1)
+  if [ -n "$newest" ]; then
+    due=$((interval - ($(date +%s) - $(stat -c %Y "$newest"))))
+    if [ "$due" -gt 0 ]; then
+      log "the newest good dump is $newest; the next is due in $due s, then every $interval s, keeping $keep"
+      sleep "$due" &
+      wait $!
+    fi
+  fi
   log "a dump now, then every $interval s, keeping $keep"
   while :; do
     once || log "this run failed; the healthcheck turns unhealthy unless a good dump follows in time"
