@@ -60,7 +60,10 @@ func TestProdLifecycle(t *testing.T) {
 	})
 
 	t.Run("protect refuses the destroy until it is lifted", func(t *testing.T) {
-		out, err := p.run(stack, "destroy", "--yes", "--skip-preview")
+		// With its preview, as deploy.sh runs it unless told otherwise: the preview meets the
+		// protected volumes and stops before anything is deleted. (--skip-preview would delete the
+		// unprotected resources first and fail only at the volumes.)
+		out, err := p.run(stack, "destroy", "--yes")
 		require.Error(t, err, "a protected prod must not be destroyed")
 		assert.Contains(t, out, "protect")
 		for _, v := range stackVolumes {
