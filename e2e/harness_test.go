@@ -361,6 +361,26 @@ func startLoad(url string, limit time.Duration) *load {
 	return l
 }
 
+// rollout is what one `up` under load did: how long it took, and the requests it failed.
+type rollout struct {
+	took         time.Duration
+	sent, failed int64
+	firstErr     any
+}
+
+func (r rollout) failures() string { return fmt.Sprintf("%d of %d", r.failed, r.sent) }
+
+// upUnderLoad sets one config key and runs `up` while a request loop hits the app's published
+// port (127.0.0.1:8000 in both stacks).
+func (p *project) upUnderLoad(t *testing.T, stack, key, value string) rollout {
+	t.Helper()
+	l := startLoad("http://127.0.0.1:8000/", 10*time.Minute)
+	p.config(t, stack, "set", key, value)
+	took := p.up(t, stack)
+	sent, failed := l.finish()
+	return rollout{took: took, sent: sent, failed: failed, firstErr: l.firstErr.Load()}
+}
+
 // finish stops the loop and returns the requests sent and failed.
 func (l *load) finish() (sent, failed int64) {
 	close(l.stop)

@@ -57,28 +57,22 @@ func TestDevLifecycle(t *testing.T) {
 	})
 
 	t.Run("scaling 1 to 3 converges in one up", func(t *testing.T) {
-		l := startLoad("http://127.0.0.1:8000/", 10*time.Minute)
-		p.config(t, stack, "set", "appReplicas", "3")
-		took := p.up(t, stack)
-		sent, failed := l.finish()
+		r := p.upUnderLoad(t, stack, "appReplicas", "3")
 		want := []string{"maricusco-app-1", "maricusco-app-2", "maricusco-app-3", "maricusco-lb"}
 		assert.Subset(t, p.containers(t, stack), want)
 		assert.NotContains(t, p.containers(t, stack), "maricusco-app")
 		p.waitHealthy(t, want, 10*time.Second)
-		figure(t, e.name, "dev replicas 1 → 3 (s)", took.Seconds())
-		figure(t, e.name, "dev replicas 1 → 3: failed requests while the port moves to nginx", fmt.Sprintf("%d of %d", failed, sent))
+		figure(t, e.name, "dev replicas 1 → 3 (s)", r.took.Seconds())
+		figure(t, e.name, "dev replicas 1 → 3: failed requests while the port moves to nginx", r.failures())
 		assert.Empty(t, p.changes(t, stack), "scaled, the stack is at rest")
 	})
 
 	t.Run("a new app image rolls across 3 instances with no failed request", func(t *testing.T) {
-		l := startLoad("http://127.0.0.1:8000/", 10*time.Minute)
-		p.config(t, stack, "set", "appImage", rolledAppImage)
-		took := p.up(t, stack)
-		sent, failed := l.finish()
-		figure(t, e.name, "dev image roll, 3 instances (s)", took.Seconds())
-		figure(t, e.name, "dev image roll, 3 instances: failed requests", fmt.Sprintf("%d of %d", failed, sent))
-		assert.Zero(t, failed, "first failure: %v", l.firstErr.Load())
-		assert.Positive(t, sent)
+		r := p.upUnderLoad(t, stack, "appImage", rolledAppImage)
+		figure(t, e.name, "dev image roll, 3 instances (s)", r.took.Seconds())
+		figure(t, e.name, "dev image roll, 3 instances: failed requests", r.failures())
+		assert.Zero(t, r.failed, "first failure: %v", r.firstErr)
+		assert.Positive(t, r.sent)
 		rolled := p.engine.mustDocker(t, "image", "inspect", "--format", "{{.Id}}", rolledAppImage)
 		for _, c := range []string{"maricusco-app-1", "maricusco-app-2", "maricusco-app-3"} {
 			assert.Equal(t, rolled, p.engine.mustDocker(t, "inspect", "--format", "{{.Image}}", c), c)
@@ -86,14 +80,11 @@ func TestDevLifecycle(t *testing.T) {
 	})
 
 	t.Run("scaling 3 to 1 converges in one up", func(t *testing.T) {
-		l := startLoad("http://127.0.0.1:8000/", 10*time.Minute)
-		p.config(t, stack, "set", "appReplicas", "1")
-		took := p.up(t, stack)
-		sent, failed := l.finish()
+		r := p.upUnderLoad(t, stack, "appReplicas", "1")
 		assert.Equal(t, devContainers, p.containers(t, stack))
 		p.waitHealthy(t, devContainers, 10*time.Second)
-		figure(t, e.name, "dev replicas 3 → 1 (s)", took.Seconds())
-		figure(t, e.name, "dev replicas 3 → 1: failed requests while the port moves to the app", fmt.Sprintf("%d of %d", failed, sent))
+		figure(t, e.name, "dev replicas 3 → 1 (s)", r.took.Seconds())
+		figure(t, e.name, "dev replicas 3 → 1: failed requests while the port moves to the app", r.failures())
 		assert.Empty(t, p.changes(t, stack))
 	})
 

@@ -48,14 +48,11 @@ func TestProdLifecycle(t *testing.T) {
 	})
 
 	t.Run("an app image rolls under load with no failed request", func(t *testing.T) {
-		l := startLoad("http://127.0.0.1:8000/", 10*time.Minute)
-		p.config(t, stack, "set", "appImage", rolledAppImage)
-		took := p.up(t, stack)
-		sent, failed := l.finish()
-		figure(t, e.name, "prod image roll, 2 instances (s)", took.Seconds())
-		figure(t, e.name, "prod image roll, 2 instances: failed requests", fmt.Sprintf("%d of %d", failed, sent))
-		assert.Zero(t, failed, "first failure: %v", l.firstErr.Load())
-		assert.Positive(t, sent)
+		r := p.upUnderLoad(t, stack, "appImage", rolledAppImage)
+		figure(t, e.name, "prod image roll, 2 instances (s)", r.took.Seconds())
+		figure(t, e.name, "prod image roll, 2 instances: failed requests", r.failures())
+		assert.Zero(t, r.failed, "first failure: %v", r.firstErr)
+		assert.Positive(t, r.sent)
 		p.waitHealthy(t, prodContainers, 10*time.Second)
 	})
 
