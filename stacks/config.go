@@ -21,7 +21,8 @@ import (
 )
 
 // Services are the platform's services, as the `resources` and `ports` keys name them; lb, the
-// load balancer of several app instances, publishes the app's port and has no port of its own.
+// load balancer of several app instances, publishes the app's port and has no port of its own,
+// and backup, the database backups, publishes nothing.
 var Services = []string{"app", "postgres", "redis", "chromadb", "prometheus", "grafana", "lb", "backup"}
 
 // publishable are the services that can take a `ports` entry.
