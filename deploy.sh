@@ -43,6 +43,13 @@ fi
 export PULUMI_SKIP_UPDATE_CHECK=true
 
 "$PULUMI" stack select --create "$stack" --non-interactive >/dev/null
+if [ "$action" = destroy ] && [[ " $* " == *" --skip-preview "* ]] &&
+  [ "$("$PULUMI" config get protect --stack "$stack" 2>/dev/null)" = true ]; then
+  # Without its preview, a destroy deletes every unprotected resource before it fails at the
+  # protected volumes; the preview refuses before anything goes.
+  echo "the $stack stack is protected: destroy it with its preview (no --skip-preview), after lifting protect (README: Volumes)" >&2
+  exit 2
+fi
 case "$action" in backup|restore) ;; *) exec "$PULUMI" "$action" --stack "$stack" "$@" ;; esac
 
 # backup and restore run the backup service's script in its container.

@@ -63,6 +63,9 @@ func TestProdLifecycle(t *testing.T) {
 		out, err := p.run(stack, "destroy", "--yes")
 		require.Error(t, err, "a protected prod must not be destroyed")
 		assert.Contains(t, out, "protect")
+		out, err = p.run(stack, "destroy", "--yes", "--skip-preview")
+		require.Error(t, err, "deploy.sh refuses to skip the preview that protects prod")
+		assert.Contains(t, out, "the prod stack is protected")
 		for _, v := range stackVolumes {
 			_, err := e.docker("volume", "inspect", v)
 			assert.NoError(t, err, "%s is still there", v)
