@@ -89,6 +89,10 @@ func TestProdLifecycle(t *testing.T) {
 func TestDevOnDocker26(t *testing.T) {
 	requireRealEngine(t)
 	script := filepath.Join(sharedDir, "docker-modern", "docker-modern.sh")
+	if exec.Command("bash", script, "host").Run() != nil {
+		// Started here, stopped here (after the stack's cleanup, which Cleanup runs first).
+		t.Cleanup(func() { _ = exec.Command("bash", script, "stop").Run() })
+	}
 	out, err := exec.Command("bash", script, "start").CombinedOutput()
 	if err != nil {
 		msg := "DOCKER 26 STEPS SKIPPED: the second engine did not start: " + tail(string(out), 5)
