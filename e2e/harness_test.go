@@ -65,6 +65,9 @@ func missingToolchain() []string {
 	return missing
 }
 
+// announceSkip prints the skip once, loudly, outside the tests' own output.
+var announceSkip sync.Once
+
 // requireRealEngine skips the test, loudly, unless the suite is asked for and can run.
 func requireRealEngine(t *testing.T) {
 	t.Helper()
@@ -73,7 +76,7 @@ func requireRealEngine(t *testing.T) {
 	}
 	if missing := missingToolchain(); len(missing) > 0 {
 		msg := "REAL-ENGINE SUITE SKIPPED: this machine lacks " + strings.Join(missing, "; ")
-		fmt.Fprintln(os.Stderr, msg)
+		announceSkip.Do(func() { fmt.Fprintln(os.Stderr, msg) })
 		t.Skip(msg)
 	}
 }
