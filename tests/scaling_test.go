@@ -181,11 +181,12 @@ func TestProdProtectsStatefulResourcesUntilTheSwitchIsLifted(t *testing.T) {
 // BenchmarkProgram runs the whole program through the mocks with 1, 10 and 100 app instances.
 // Measured on the 2-core build machine (go test ./tests -run x -bench Program -benchmem):
 //
-//	replicas=1      4.7 ms/op    30 resources    1.5 MB/op
-//	replicas=10     9.3 ms/op    42 resources    3.1 MB/op
-//	replicas=100   43.2 ms/op   132 resources   17.0 MB/op
+//	replicas=1      6.3 ms/op    34 resources    1.9 MB/op
+//	replicas=10    10.5 ms/op    45 resources    3.4 MB/op
+//	replicas=100   62.8 ms/op   135 resources   17.1 MB/op
 //
-// Each added instance costs about the same (0.4 to 0.5 ms, 0.15 MB): growth is linear.
+// Each added instance costs about the same (0.5 to 0.6 ms, 0.15 MB): growth is linear. Each
+// instance waits for the one before it to register, which is what makes a roll one at a time.
 func BenchmarkProgram(b *testing.B) {
 	base := loadStack(b, "prod")
 	for _, n := range []int{1, 10, 100} {
