@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/maricusco/infra/stacks"
@@ -172,6 +173,16 @@ func newProject(t *testing.T, e engine) *project {
 	return &project{dir: dir, engine: e}
 }
 
+// forStack readies a test that deploys stack to the engine: the stand-in images there, a copy of
+// the project, and a cleanup that leaves the engine as it was.
+func forStack(t *testing.T, e engine, stack string) *project {
+	t.Helper()
+	buildImages(t, e, rolledAppImage)
+	p := newProject(t, e)
+	t.Cleanup(func() { p.cleanup(t, stack) })
+	return p
+}
+
 // run runs deploy.sh with the arguments, as a user would, and returns its output.
 func (p *project) run(args ...string) (string, error) {
 	cmd := exec.Command("./deploy.sh", args...)
@@ -312,6 +323,15 @@ func (p *project) cleanup(t *testing.T, stack string) {
 	_, _ = p.engine.docker("network", "rm", "maricusco-network")
 	for _, v := range stackVolumes {
 		_, _ = p.engine.docker("volume", "rm", v)
+	}
+}
+
+// assertVolumesKept checks that every volume the stack keeps is still on the engine.
+func (p *project) assertVolumesKept(t *testing.T, when string) {
+	t.Helper()
+	for _, v := range stackVolumes {
+		_, err := p.engine.docker("volume", "inspect", v)
+		assert.NoError(t, err, "%s is kept %s", v, when)
 	}
 }
 

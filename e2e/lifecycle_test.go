@@ -31,11 +31,9 @@ var devContainers = []string{"maricusco-app", "maricusco-backup", "maricusco-chr
 // TestDevLifecycle drives the dev stack through a user's life with it, on the host engine.
 func TestDevLifecycle(t *testing.T) {
 	requireRealEngine(t)
-	e := hostEngine(t)
-	buildImages(t, e, rolledAppImage)
-	p := newProject(t, e)
-	t.Cleanup(func() { p.cleanup(t, "dev") })
 	const stack = "dev"
+	e := hostEngine(t)
+	p := forStack(t, e, stack)
 
 	t.Run("the move from compose keeps the data: compose down, then up from nothing to all healthy", func(t *testing.T) {
 		composeDeploymentWithData(t, p)
@@ -215,10 +213,7 @@ func TestDevLifecycle(t *testing.T) {
 	t.Run("destroy leaves no container and keeps the volumes, and up brings the rows back", func(t *testing.T) {
 		p.must(t, stack, "destroy", "--yes", "--skip-preview")
 		assert.Empty(t, p.containers(t, stack))
-		for _, v := range stackVolumes {
-			_, err := e.docker("volume", "inspect", v)
-			assert.NoError(t, err, "%s is kept", v)
-		}
+		p.assertVolumesKept(t, "after the destroy")
 		took := p.up(t, stack)
 		figure(t, e.name, "dev `up` onto kept volumes (s)", took.Seconds())
 		assert.Equal(t, "2", p.psql(t, "maricusco-postgres", "SELECT count(*) FROM e2e_rows"))

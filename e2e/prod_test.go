@@ -16,11 +16,9 @@ import (
 // TestProdLifecycle deploys prod as shipped on the host engine: two instances behind nginx.
 func TestProdLifecycle(t *testing.T) {
 	requireRealEngine(t)
-	e := hostEngine(t)
-	buildImages(t, e, rolledAppImage)
-	p := newProject(t, e)
-	t.Cleanup(func() { p.cleanup(t, "prod") })
 	const stack = "prod"
+	e := hostEngine(t)
+	p := forStack(t, e, stack)
 	prodContainers := []string{"maricusco-app-1", "maricusco-app-2", "maricusco-backup", "maricusco-chromadb", "maricusco-grafana", "maricusco-lb", "maricusco-postgres", "maricusco-prometheus", "maricusco-redis"}
 
 	t.Run("up reaches all healthy", func(t *testing.T) {
@@ -66,10 +64,7 @@ func TestProdLifecycle(t *testing.T) {
 		out, err = p.run(stack, "destroy", "--yes", "--skip-preview")
 		require.Error(t, err, "deploy.sh refuses to skip the preview that protects prod")
 		assert.Contains(t, out, "the prod stack is protected")
-		for _, v := range stackVolumes {
-			_, err := e.docker("volume", "inspect", v)
-			assert.NoError(t, err, "%s is still there", v)
-		}
+		p.assertVolumesKept(t, "after the refused destroy")
 		assert.NotEmpty(t, p.containers(t, stack), "nothing was deleted")
 		p.config(t, stack, "set", "protect", "false")
 		lift := p.changes(t, stack)
@@ -77,10 +72,7 @@ func TestProdLifecycle(t *testing.T) {
 		p.up(t, stack)
 		p.must(t, stack, "destroy", "--yes", "--skip-preview")
 		assert.Empty(t, p.containers(t, stack))
-		for _, v := range stackVolumes {
-			_, err := e.docker("volume", "inspect", v)
-			assert.NoError(t, err, "%s is kept by Docker after the destroy", v)
-		}
+		p.assertVolumesKept(t, "by Docker after the destroy")
 	})
 }
 
@@ -102,9 +94,7 @@ func TestDevOnDocker26(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	e, err := describe(lines[len(lines)-1])
 	require.NoError(t, err)
-	buildImages(t, e, rolledAppImage)
-	p := newProject(t, e)
-	t.Cleanup(func() { p.cleanup(t, "dev") })
+	p := forStack(t, e, "dev")
 
 	took := p.up(t, "dev")
 	require.Equal(t, devContainers, p.containers(t, "dev"))
