@@ -177,7 +177,7 @@ func newProject(t *testing.T, e engine) *project {
 // the project, and a cleanup that leaves the engine as it was.
 func forStack(t *testing.T, e engine, stack string) *project {
 	t.Helper()
-	buildImages(t, e, rolledAppImage)
+	buildImages(t, e)
 	p := newProject(t, e)
 	t.Cleanup(func() { p.cleanup(t, stack) })
 	return p
@@ -433,12 +433,13 @@ func imageRefs(t *testing.T) map[string][]string {
 	return refs
 }
 
-// buildImages tags the stand-in images under the program's refs on the engine, and an app image
-// of another ID under newAppRef for the roll tests.
-func buildImages(t *testing.T, e engine, newAppRef string) {
+// buildImages tags the stand-in images under the program's refs on the engine, and under
+// rolledAppImage an app image of another ID (prod's app image plus a label) for the roll tests.
+func buildImages(t *testing.T, e engine) {
 	t.Helper()
+	byRole := imageRefs(t)
 	var lines bytes.Buffer
-	for role, refs := range imageRefs(t) {
+	for role, refs := range byRole {
 		for _, ref := range refs {
 			fmt.Fprintf(&lines, "%s %s\n", role, ref)
 		}
@@ -449,15 +450,9 @@ func buildImages(t *testing.T, e engine, newAppRef string) {
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "build.sh:\n%s", tail(string(out), 30))
 	dir := t.TempDir()
-	dockerfile := "FROM " + stacksAppImage(t) + "\nLABEL version=" + newAppRef + "\n"
+	dockerfile := "FROM " + byRole["app"][0] + "\nLABEL version=" + rolledAppImage + "\n"
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644))
-	e.mustDocker(t, "build", "-q", "-t", newAppRef, dir)
-}
-
-// stacksAppImage is prod's app image, the base of the rolled-to image.
-func stacksAppImage(t *testing.T) string {
-	t.Helper()
-	return imageRefs(t)["app"][0]
+	e.mustDocker(t, "build", "-q", "-t", rolledAppImage, dir)
 }
 
 func tail(s string, lines int) string {
