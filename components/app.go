@@ -2,11 +2,8 @@ package components
 
 import (
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 
-	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -47,15 +44,17 @@ type AppArgs struct {
 	DependsOn []pulumi.Resource
 }
 
-// App is the Maricusco FastAPI application: one container, or several instances behind nginx.
+// App is the Maricusco FastAPI application: one container, several instances behind nginx, or
+// one swarm service of several replicas behind the routing mesh.
 type App struct {
 	pulumi.ResourceState
 
-	// Containers are the application's instances.
-	Containers []*docker.Container
-	// Front publishes the application's port: the single instance itself, or the load balancer
-	// in front of several.
-	Front *docker.Container
+	// Instances are the application's workloads: one container per instance, or its one swarm
+	// service.
+	Instances []Workload
+	// Front publishes the application's port: the single instance itself, the load balancer in
+	// front of several, or the swarm service.
+	Front Workload
 	// LoadBalanced tells whether Front is the load balancer.
 	LoadBalanced bool
 }
@@ -71,39 +70,40 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 	if err := ctx.RegisterComponentResource("maricusco:components:App", name, app, opts...); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
-	img, err := PullImage(ctx, name+"-image", args.Image, pulumi.Parent(app))
+	target := args.Runtime.Target
+	img, err := target.image(ctx, name+"-image", args.Image, pulumi.Parent(app))
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	pgPassword, redisPassword := PostgresPasswordFile.With(args.PostgresPassword), RedisPasswordFile.With(args.RedisPassword)
 	s := args.AppSettings
-	env := pulumi.StringArray{
-		EnvVar("APP_MODULE", s.Module),
-		EnvVar("APP_HOST", s.Host),
-		EnvVar("APP_PORT", strconv.Itoa(s.Port)),
-		EnvVar("UVICORN_WORKERS", strconv.Itoa(s.Workers)),
-		EnvVar("UVICORN_RELOAD", strconv.FormatBool(s.Reload)),
-		EnvVar("EXTRA_UVICORN_ARGS", s.ExtraArgs),
-		EnvVar("POSTGRES_HOST", PostgresHost),
-		EnvVar("POSTGRES_PORT", strconv.Itoa(PostgresPort)),
-		EnvVar("POSTGRES_DB", args.PostgresDB),
-		EnvVar("POSTGRES_USER", args.PostgresUser),
-		EnvVar("POSTGRES_PASSWORD_FILE", pgPassword.Path()),
-		EnvVar("REDIS_HOST", RedisHost),
-		EnvVar("REDIS_PORT", strconv.Itoa(RedisPort)),
-		EnvVar("REDIS_PASSWORD_FILE", redisPassword.Path()),
-		EnvVar("CHROMADB_HOST", ChromaDBHost),
-		EnvVar("CHROMADB_PORT", strconv.Itoa(ChromaDBPort)),
+	env := plainEnv(map[string]string{
+		"APP_MODULE":             s.Module,
+		"APP_HOST":               s.Host,
+		"APP_PORT":               strconv.Itoa(s.Port),
+		"UVICORN_WORKERS":        strconv.Itoa(s.Workers),
+		"UVICORN_RELOAD":         strconv.FormatBool(s.Reload),
+		"EXTRA_UVICORN_ARGS":     s.ExtraArgs,
+		"POSTGRES_HOST":          PostgresHost,
+		"POSTGRES_PORT":          strconv.Itoa(PostgresPort),
+		"POSTGRES_DB":            args.PostgresDB,
+		"POSTGRES_USER":          args.PostgresUser,
+		"POSTGRES_PASSWORD_FILE": pgPassword.Path(),
+		"REDIS_HOST":             RedisHost,
+		"REDIS_PORT":             strconv.Itoa(RedisPort),
+		"REDIS_PASSWORD_FILE":    redisPassword.Path(),
+		"CHROMADB_HOST":          ChromaDBHost,
+		"CHROMADB_PORT":          strconv.Itoa(ChromaDBPort),
+	})
+	for k, v := range s.Env {
+		env[k] = pulumi.String(v)
 	}
-	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
-		env = append(env, EnvVar(k, s.Env[k]))
-	}
-	for _, k := range slices.Sorted(maps.Keys(args.SecretEnv)) {
-		env = append(env, pulumi.ToSecret(pulumi.Sprintf("%s=%s", k, args.SecretEnv[k])).(pulumi.StringOutput))
+	for k, v := range args.SecretEnv {
+		env[k] = pulumi.ToSecret(v).(pulumi.StringOutput)
 	}
 	spec := ContainerSpec{
 		Name:          args.ContainerName("app"),
-		Image:         img.ImageId,
+		Image:         img,
 		Aliases:       []string{AppHost},
 		User:          AppUser,
 		Env:           env,
@@ -112,50 +112,62 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 		Resources:     args.Resources,
 		HealthCheck:   []string{"CMD", "/usr/local/bin/healthcheck"},
 		WritablePaths: []string{"/tmp"},
+		After:         args.DependsOn,
+		Replicas:      args.Replicas,
 	}
-	spec.After = args.DependsOn
-	front := spec
-	if args.Replicas > 1 {
-		// Instances publish nothing: the load balancer does. Each waits for the one before it, so
-		// a change replaces them one at a time (each deleted, then recreated and healthy, before the
-		// next goes) while the others serve; their fixed names cannot collide.
-		spec.Ports = nil
-		after := args.DependsOn
-		for i := 1; i <= args.Replicas; i++ {
-			instance := spec
-			instance.Name = fmt.Sprintf("%s-%d", spec.Name, i)
-			instance.Aliases = []string{AppHost, fmt.Sprintf("%s-%d", AppHost, i)}
-			instance.After = after
-			c, err := NewServiceContainer(ctx, fmt.Sprintf("%s-%d", name, i), args.Runtime, instance, pulumi.Parent(app))
-			if err != nil {
-				return nil, fmt.Errorf("app: %w", err)
-			}
-			app.Containers = append(app.Containers, c)
-			after = []pulumi.Resource{c}
-		}
-		lbImage, err := PullImage(ctx, "lb-image", args.LoadBalancer.Image, pulumi.Parent(app))
-		if err != nil {
-			return nil, fmt.Errorf("app: %w", err)
-		}
-		if front, err = loadBalancerSpec(args.LoadBalancer, lbImage.ImageId, s.Port); err != nil {
-			return nil, fmt.Errorf("app: %w", err)
-		}
-		// The load balancer takes the port once every instance is healthy.
-		front.After, app.LoadBalanced = after, true
+	switch {
+	case target.Replicates():
+		// The routing mesh balances the published port across the replicas.
+		app.Front, err = NewWorkload(ctx, name+"-service", args.Runtime, spec, pulumi.Parent(app))
+		app.Instances = []Workload{app.Front}
+	case args.Replicas > 1:
+		err = app.loadBalanced(ctx, name, args, spec)
+	default:
+		app.Front, err = NewWorkload(ctx, frontName, args.Runtime, spec, pulumi.Parent(app))
+		app.Instances = []Workload{app.Front}
 	}
-	app.Front, err = NewServiceContainer(ctx, frontName, args.Runtime, front, pulumi.Parent(app))
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
-	if !app.LoadBalanced {
-		app.Containers = []*docker.Container{app.Front}
-	}
 	names := pulumi.StringArray{}
-	for _, c := range app.Containers {
-		names = append(names, c.Name)
+	for _, w := range app.Instances {
+		names = append(names, w.Name)
 	}
-	if err := ctx.RegisterResourceOutputs(app, pulumi.Map{"containerNames": names, "frontName": app.Front.Name}); err != nil {
+	if err := ctx.RegisterResourceOutputs(app, pulumi.Map{"instanceNames": names, "frontName": app.Front.Name}); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	return app, nil
+}
+
+// loadBalanced declares several instances behind nginx, on one engine. Instances publish
+// nothing: the load balancer does. Each waits for the one before it, so a change replaces them
+// one at a time (each deleted, then recreated and healthy, before the next goes) while the
+// others serve; their fixed names cannot collide.
+func (app *App) loadBalanced(ctx *pulumi.Context, name string, args *AppArgs, spec ContainerSpec) error {
+	spec.Ports = nil
+	after := args.DependsOn
+	for i := 1; i <= args.Replicas; i++ {
+		instance := spec
+		instance.Name = fmt.Sprintf("%s-%d", spec.Name, i)
+		instance.Aliases = []string{AppHost, fmt.Sprintf("%s-%d", AppHost, i)}
+		instance.After = after
+		w, err := NewWorkload(ctx, fmt.Sprintf("%s-%d", name, i), args.Runtime, instance, pulumi.Parent(app))
+		if err != nil {
+			return err
+		}
+		app.Instances = append(app.Instances, w)
+		after = []pulumi.Resource{w.Resource}
+	}
+	lbImage, err := args.Runtime.Target.image(ctx, "lb-image", args.LoadBalancer.Image, pulumi.Parent(app))
+	if err != nil {
+		return err
+	}
+	front, err := loadBalancerSpec(args.LoadBalancer, lbImage, args.AppSettings.Port)
+	if err != nil {
+		return err
+	}
+	// The load balancer takes the port once every instance is healthy.
+	front.After, app.LoadBalanced = after, true
+	app.Front, err = NewWorkload(ctx, frontName, args.Runtime, front, pulumi.Parent(app))
+	return err
 }

@@ -47,31 +47,31 @@ func NewBackup(ctx *pulumi.Context, name string, args *BackupArgs, opts ...pulum
 		return nil, err
 	}
 	password := PostgresPasswordFile.With(args.Password)
-	svc, err := newService(ctx, "maricusco:components:Backup", name, b, "backup", args.ServiceArgs, ContainerSpec{
+	svc, err := newService(ctx, name, b, args.ServiceArgs, serviceDecl{typ: "maricusco:components:Backup", service: "backup", spec: ContainerSpec{
 		Aliases:    []string{"backup"},
 		Entrypoint: []string{"/bin/sh", BackupScript.Path()},
 		Command:    []string{"serve"},
 		// The volume is created root-owned and no user of the image owns it: root, with every
 		// capability dropped, writes there (README: hardening exceptions).
 		User: "0",
-		Env: pulumi.StringArray{
-			EnvVar("PGHOST", PostgresHost),
-			EnvVar("PGPORT", strconv.Itoa(PostgresPort)),
-			EnvVar("PGDATABASE", args.Database),
-			EnvVar("PGUSER", args.User),
-			EnvVar("POSTGRES_PASSWORD_FILE", password.Path()),
-			EnvVar("BACKUP_DIR", BackupDir),
-			EnvVar("BACKUP_INTERVAL_SECONDS", strconv.Itoa(int(args.Interval.Seconds()))),
-			EnvVar("BACKUP_KEEP", strconv.Itoa(args.Keep)),
-		},
+		Env: plainEnv(map[string]string{
+			"PGHOST":                  PostgresHost,
+			"PGPORT":                  strconv.Itoa(PostgresPort),
+			"PGDATABASE":              args.Database,
+			"PGUSER":                  args.User,
+			"POSTGRES_PASSWORD_FILE":  password.Path(),
+			"BACKUP_DIR":              BackupDir,
+			"BACKUP_INTERVAL_SECONDS": strconv.Itoa(int(args.Interval.Seconds())),
+			"BACKUP_KEEP":             strconv.Itoa(args.Keep),
+		}),
 		Files:         []File{password, BackupScript.With(pulumi.String(script))},
 		HealthCheck:   []string{"CMD", "/bin/sh", BackupScript.Path(), "health"},
 		WritablePaths: []string{"/tmp"},
 		After:         []pulumi.Resource{args.Postgres},
-	}, &DataVolume{Name: BackupVolumeName(args.Prefix), Path: BackupDir}, pulumi.Map{
+	}, data: &DataVolume{Name: BackupVolumeName(args.Prefix), Path: BackupDir}, outputs: pulumi.Map{
 		"interval": pulumi.String(args.Interval.String()),
 		"keep":     pulumi.Int(args.Keep),
-	}, opts)
+	}}, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package components
 import (
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -19,24 +18,6 @@ const StopGraceSeconds = 30
 // FilesDir is where every container receives the files the program writes into it (secrets and
 // generated configuration) before it starts.
 const FilesDir = "/run/maricusco"
-
-// Resources are a container's CPU and memory limits and reservations, in Docker's units.
-type Resources struct {
-	// CPULimit is the number of CPUs the container may use (docker run --cpus).
-	CPULimit float64
-	// MemoryLimitMB is the hard memory limit in MiB (docker run --memory).
-	MemoryLimitMB int
-	// CPUReservation is the CPU share the container is entitled to under contention, in CPUs.
-	CPUReservation float64
-	// MemoryReservationMB is the soft memory limit in MiB (docker run --memory-reservation).
-	MemoryReservationMB int
-}
-
-// CPUShares converts the CPU reservation to Docker's relative CPU weight (1024 per CPU): plain
-// Docker has no CPU reservation, and a weight is what guarantees a share when CPUs are contended.
-func (r Resources) CPUShares() int {
-	return int(math.Round(r.CPUReservation * 1024))
-}
 
 // HealthTiming is how often and how patiently Docker probes every container, and how long
 // `pulumi up` waits for a new container to become healthy.
@@ -58,7 +39,9 @@ type Logging struct {
 // Runtime is what every container of the platform shares: the network it joins and the
 // platform-wide policies.
 type Runtime struct {
-	// Network is the name of the user-defined network every container joins.
+	// Target turns each service's spec into Docker objects.
+	Target Target
+	// Network is the name of the platform network every container joins.
 	Network pulumi.StringInput
 	// Restart is Docker's restart policy.
 	Restart string
@@ -86,12 +69,18 @@ type VolumeMount struct {
 	Path   string
 }
 
-// File is written into the container's FilesDir before the container starts.
+// SecretsDir is where every container finds its secret files, as Docker Swarm mounts secrets.
+const SecretsDir = "/run/secrets"
+
+// File is given to the container before it starts: copied in on one engine, mounted as a Docker
+// config (or, when Secret, a Docker secret) on a swarm.
 type File struct {
-	// Name is the file name below FilesDir (may contain sub directories).
+	// Name is the file name below FilesDir or SecretsDir (may contain sub directories).
 	Name string
 	// Content is the file's content; a secret output stays secret in the state.
 	Content pulumi.StringInput
+	// Secret files hold credentials: they live in SecretsDir and become Docker secrets.
+	Secret bool
 }
 
 // With returns the file with the given content.
@@ -101,7 +90,12 @@ func (f File) With(content pulumi.StringInput) File {
 }
 
 // Path is where the file appears inside the container.
-func (f File) Path() string { return FilesDir + "/" + f.Name }
+func (f File) Path() string {
+	if f.Secret {
+		return SecretsDir + "/" + f.Name
+	}
+	return FilesDir + "/" + f.Name
+}
 
 // ContainerSpec is what one service states about its container; NewServiceContainer adds the
 // plumbing every container shares.
@@ -118,8 +112,8 @@ type ContainerSpec struct {
 	Command []string
 	// User runs the main process as this user (empty: the image's user).
 	User string
-	// Env is the environment, as KEY=VALUE entries.
-	Env pulumi.StringArray
+	// Env is the environment, by variable name; a secret value stays secret in the state.
+	Env map[string]pulumi.StringInput
 	// Ports are published on the Docker host.
 	Ports []PortBinding
 	// Volumes are the named volumes mounted into the container.
@@ -135,8 +129,13 @@ type ContainerSpec struct {
 	// Capabilities are the Linux capabilities the image needs, without the CAP_ prefix; all others
 	// are dropped.
 	Capabilities []string
-	// After are the containers that must be healthy before this one is created.
+	// After are the workloads that must be healthy before this one is created.
 	After []pulumi.Resource
+	// Replicas is the number of instances a replicating target runs (0: one).
+	Replicas int
+	// Stateful services keep data in a local volume: a swarm pins them to the data node and
+	// stops the old task before starting the new one, so two never share the volume.
+	Stateful bool
 }
 
 // NewServiceContainer turns a service's ContainerSpec into a Docker container with the platform's
@@ -149,12 +148,12 @@ func NewServiceContainer(ctx *pulumi.Context, resourceName string, rt Runtime, s
 			Name:    rt.Network,
 			Aliases: pulumi.ToStringArray(spec.Aliases),
 		}},
-		Envs:              spec.Env,
+		Envs:              envList(spec.Env),
 		Restart:           pulumi.String(rt.Restart),
 		Cpus:              pulumi.String(spec.Resources.CPUsAsReadBack()),
-		Memory:            pulumi.Int(spec.Resources.MemoryLimitMB),
+		Memory:            pulumi.Int(spec.Resources.MemoryLimit.MiB()),
 		MemorySwap:        pulumi.Int(spec.Resources.MemorySwapMB()),
-		MemoryReservation: pulumi.Int(spec.Resources.MemoryReservationMB),
+		MemoryReservation: pulumi.Int(spec.Resources.MemoryReservation.MiB()),
 		CpuShares:         pulumi.Int(spec.Resources.CPUShares()),
 		Healthcheck:       healthcheck(rt.Health, spec.HealthCheck),
 		Wait:              pulumi.Bool(true),
@@ -170,9 +169,7 @@ func NewServiceContainer(ctx *pulumi.Context, resourceName string, rt Runtime, s
 			Drops: pulumi.StringArray{pulumi.String("ALL")},
 			Adds:  capabilities(spec.Capabilities),
 		},
-		// The provider copies files in at "/", which Docker refuses on a read-only root filesystem,
-		// so only a container that receives no files can be read-only (README: hardening exceptions).
-		ReadOnly:   pulumi.Bool(len(spec.Files) == 0),
+		ReadOnly:   pulumi.Bool(spec.readOnlyRoot()),
 		Privileged: pulumi.Bool(false),
 		IpcMode:    pulumi.String("private"),
 		// docker-init as PID 1 forwards signals and reaps what an entrypoint leaves behind.
@@ -252,7 +249,27 @@ func tmpfs(paths []string) pulumi.StringMap {
 	return m
 }
 
-// EnvVar formats one KEY=VALUE environment entry.
-func EnvVar(key, value string) pulumi.StringInput {
-	return pulumi.String(key + "=" + value)
+// plainEnv is an environment of plain (not secret) values.
+func plainEnv(vars map[string]string) map[string]pulumi.StringInput {
+	out := make(map[string]pulumi.StringInput, len(vars))
+	for k, v := range vars {
+		out[k] = pulumi.String(v)
+	}
+	return out
 }
+
+// envList is the environment as the container API takes it: KEY=VALUE entries, sorted by name,
+// a secret value's entry secret.
+func envList(env map[string]pulumi.StringInput) pulumi.StringArray {
+	out := make(pulumi.StringArray, 0, len(env))
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out = append(out, pulumi.Sprintf("%s=%s", k, env[k]))
+	}
+	return out
+}
+
+// readOnlyRoot tells whether the container's root filesystem is read-only. The docker provider
+// copies files in at "/", which Docker refuses on a read-only root filesystem, so only a
+// container that receives no files is read-only (README: hardening exceptions); a swarm follows
+// the same rule, so an image is proven read-only once for both targets.
+func (s ContainerSpec) readOnlyRoot() bool { return len(s.Files) == 0 }

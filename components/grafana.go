@@ -46,28 +46,28 @@ func NewGrafana(ctx *pulumi.Context, name string, args *GrafanaArgs, opts ...pul
 	if err != nil {
 		return nil, fmt.Errorf("grafana: %w", err)
 	}
-	password := File{Name: "grafana_admin_password", Content: args.AdminPassword}
+	password := File{Name: "grafana_admin_password", Secret: true, Content: args.AdminPassword}
 	entrypoint, err := asset("grafana-entrypoint.sh")
 	if err != nil {
 		return nil, fmt.Errorf("grafana: %w", err)
 	}
 	wrapper := File{Name: "grafana-entrypoint.sh", Content: pulumi.String(entrypoint)}
-	svc, err := newService(ctx, "maricusco:components:Grafana", name, g, "grafana", args.ServiceArgs, ContainerSpec{
+	svc, err := newService(ctx, name, g, args.ServiceArgs, serviceDecl{typ: "maricusco:components:Grafana", service: "grafana", spec: ContainerSpec{
 		Aliases: []string{GrafanaHost},
 		// The image's /run.sh, wrapped so that a rotated admin password reaches Grafana's database.
 		Entrypoint: []string{"/bin/sh", wrapper.Path()},
-		Env: pulumi.StringArray{
-			EnvVar("GF_SECURITY_ADMIN_USER", args.AdminUser),
-			EnvVar("GF_SECURITY_ADMIN_PASSWORD__FILE", password.Path()),
-			EnvVar("GF_PATHS_PROVISIONING", FilesDir+"/"+grafanaProvisioning),
-			EnvVar("GF_AUTH_ANONYMOUS_ENABLED", "false"),
-			EnvVar("GF_USERS_ALLOW_SIGN_UP", "false"),
-		},
+		Env: plainEnv(map[string]string{
+			"GF_SECURITY_ADMIN_USER":           args.AdminUser,
+			"GF_SECURITY_ADMIN_PASSWORD__FILE": password.Path(),
+			"GF_PATHS_PROVISIONING":            FilesDir + "/" + grafanaProvisioning,
+			"GF_AUTH_ANONYMOUS_ENABLED":        "false",
+			"GF_USERS_ALLOW_SIGN_UP":           "false",
+		}),
 		Files:         append(files, password, wrapper),
 		Ports:         args.ports(GrafanaPort),
 		HealthCheck:   []string{"CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:" + strconv.Itoa(GrafanaPort) + "/api/health"},
 		WritablePaths: []string{"/tmp"},
-	}, args.dataAt("grafana", "/var/lib/grafana"), nil, opts)
+	}, data: args.dataAt("grafana", "/var/lib/grafana")}, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -48,16 +48,20 @@ type PrometheusConfig struct {
 	ErrorRatio float64
 	// RulesFile is where Prometheus finds the alert rules.
 	RulesFile string
+	// AppDNS answers one A record per app instance (empty: AppHost, as on one engine).
+	AppDNS string
 }
 
 // RenderPrometheusConfig renders prometheus.yml.
 func RenderPrometheusConfig(c PrometheusConfig) (string, error) {
+	if c.AppDNS == "" {
+		c.AppDNS = AppHost
+	}
 	return render("prometheus.yml.tmpl", struct {
 		PrometheusConfig
-		AppJob  string
-		AppHost string
-		Port    int
-	}{c, AppJob, AppHost, PrometheusPort})
+		AppJob string
+		Port   int
+	}{c, AppJob, PrometheusPort})
 }
 
 // RenderAlertRules renders the alert rules file.

@@ -11,9 +11,11 @@ import (
 type NetworkArgs struct {
 	// Name is the Docker network name.
 	Name string
+	// Target decides the driver: a bridge on one engine, an attachable overlay on a swarm.
+	Target Target
 }
 
-// Network is the user-defined bridge network every service joins; its embedded DNS resolves the
+// Network is the user-defined network every service joins; its embedded DNS resolves the
 // services' aliases.
 type Network struct {
 	pulumi.ResourceState
@@ -30,10 +32,7 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 	if err := ctx.RegisterComponentResource("maricusco:components:Network", name, n, opts...); err != nil {
 		return nil, fmt.Errorf("network: %w", err)
 	}
-	net, err := docker.NewNetwork(ctx, name, &docker.NetworkArgs{
-		Name:   pulumi.String(args.Name),
-		Driver: pulumi.String("bridge"),
-	}, pulumi.Parent(n), pulumi.DeleteBeforeReplace(true))
+	net, err := args.Target.network(ctx, name, args.Name, pulumi.Parent(n))
 	if err != nil {
 		return nil, fmt.Errorf("network %s: %w", args.Name, err)
 	}

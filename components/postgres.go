@@ -15,7 +15,7 @@ const PostgresPort = 5432
 const PostgresHost = "postgres"
 
 // PostgresPasswordFile is where PostgreSQL and its clients read the password.
-var PostgresPasswordFile = File{Name: "postgres_password"}
+var PostgresPasswordFile = File{Name: "postgres_password", Secret: true}
 
 // PostgresArgs configure the TimescaleDB (PostgreSQL) service.
 type PostgresArgs struct {
@@ -58,16 +58,16 @@ func NewPostgres(ctx *pulumi.Context, name string, args *PostgresArgs, opts ...p
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	wrapper := File{Name: "postgres-entrypoint.sh", Content: pulumi.String(entrypoint)}
-	svc, err := newService(ctx, "maricusco:components:Postgres", name, pg, "postgres", args.ServiceArgs, ContainerSpec{
+	svc, err := newService(ctx, name, pg, args.ServiceArgs, serviceDecl{typ: "maricusco:components:Postgres", service: "postgres", spec: ContainerSpec{
 		Aliases: []string{PostgresHost},
 		// The image's entrypoint, wrapped so that a rotated password reaches an existing database.
 		Entrypoint: []string{"/bin/sh", wrapper.Path()},
 		Command:    []string{"postgres"},
-		Env: pulumi.StringArray{
-			EnvVar("POSTGRES_DB", args.Database),
-			EnvVar("POSTGRES_USER", args.User),
-			EnvVar("POSTGRES_PASSWORD_FILE", password.Path()),
-		},
+		Env: plainEnv(map[string]string{
+			"POSTGRES_DB":            args.Database,
+			"POSTGRES_USER":          args.User,
+			"POSTGRES_PASSWORD_FILE": password.Path(),
+		}),
 		Files: []File{password, wrapper, {Name: "postgres-set-password.sh", Content: pulumi.String(setPassword)}},
 		Ports: args.ports(PostgresPort),
 		// Over TCP, so the temporary socket-only server of the first initialisation does not count as ready.
@@ -75,7 +75,7 @@ func NewPostgres(ctx *pulumi.Context, name string, args *PostgresArgs, opts ...p
 		WritablePaths: []string{"/var/run/postgresql", "/tmp"},
 		// The entrypoint starts as root to own the data directory, then drops to the postgres user.
 		Capabilities: []string{"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"},
-	}, args.dataAt("postgres", "/var/lib/postgresql/data"), pulumi.Map{"connectionString": pg.ConnectionString}, opts)
+	}, data: args.dataAt("postgres", "/var/lib/postgresql/data"), outputs: pulumi.Map{"connectionString": pg.ConnectionString}}, opts)
 	if err != nil {
 		return nil, err
 	}

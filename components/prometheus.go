@@ -33,6 +33,7 @@ func NewPrometheus(ctx *pulumi.Context, name string, args *PrometheusArgs, opts 
 	rules := File{Name: "alerts.yml"}
 	cfg := args.PrometheusConfig
 	cfg.RulesFile = rules.Path()
+	cfg.AppDNS = args.Runtime.Target.TasksDNS(AppHost)
 	rulesText, err := RenderAlertRules(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("prometheus: %w", err)
@@ -43,7 +44,7 @@ func NewPrometheus(ctx *pulumi.Context, name string, args *PrometheusArgs, opts 
 	}
 	rules.Content = pulumi.String(rulesText)
 	config := File{Name: "prometheus.yml", Content: pulumi.String(configText)}
-	svc, err := newService(ctx, "maricusco:components:Prometheus", name, p, "prometheus", args.ServiceArgs, ContainerSpec{
+	svc, err := newService(ctx, name, p, args.ServiceArgs, serviceDecl{typ: "maricusco:components:Prometheus", service: "prometheus", spec: ContainerSpec{
 		Aliases: []string{PrometheusHost},
 		Command: []string{
 			"--config.file=" + config.Path(),
@@ -54,7 +55,7 @@ func NewPrometheus(ctx *pulumi.Context, name string, args *PrometheusArgs, opts 
 		Ports:         args.ports(PrometheusPort),
 		HealthCheck:   []string{"CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:" + strconv.Itoa(PrometheusPort) + "/-/healthy"},
 		WritablePaths: []string{"/tmp"},
-	}, args.dataAt("prometheus", "/prometheus"), nil, opts)
+	}, data: args.dataAt("prometheus", "/prometheus")}, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package components
 
 import (
-	"math"
 	"math/big"
 	"strings"
 
@@ -20,7 +19,7 @@ import (
 // nanoInt64ToDecimalString): nine decimals with trailing zeros cut, except that a value whose
 // nine-decimal form holds exactly nine zeros is written with one decimal ("2.0", "0.5").
 func (r Resources) CPUsAsReadBack() string {
-	rat := new(big.Rat).SetFrac64(int64(math.Round(r.CPULimit*1e9)), 1e9)
+	rat := new(big.Rat).SetFrac64(int64(r.CPULimit), 1e9)
 	if rat.Sign() == 0 {
 		return "0"
 	}
@@ -34,7 +33,7 @@ func (r Resources) CPUsAsReadBack() string {
 // MemorySwapMB is memory plus swap, stated as Docker fills it in when only a memory limit is
 // given (twice the limit, as compose deploys it): the provider reads MemorySwap back, and an
 // unset memorySwap then differs from the state.
-func (r Resources) MemorySwapMB() int { return 2 * r.MemoryLimitMB }
+func (r Resources) MemorySwapMB() int { return 2 * r.MemoryLimit.MiB() }
 
 // capabilities names each capability as Docker stores it (CAP_CHOWN), which is how the provider
 // reads CapAdd back.

@@ -13,7 +13,7 @@ const RedisPort = 6379
 const RedisHost = "redis"
 
 // RedisPasswordFile is where Redis's healthcheck and clients read the password.
-var RedisPasswordFile = File{Name: "redis_password"}
+var RedisPasswordFile = File{Name: "redis_password", Secret: true}
 
 // RedisArgs configure the Redis cache.
 type RedisArgs struct {
@@ -33,8 +33,8 @@ func NewRedis(ctx *pulumi.Context, name string, args *RedisArgs, opts ...pulumi.
 	r := &Redis{}
 	password := RedisPasswordFile.With(args.Password)
 	// The password sits in a config file, not on the command line where `docker inspect` would show it.
-	conf := File{Name: "redis.conf", Content: pulumi.Sprintf("requirepass %q\nappendonly yes\ndir /data\n", args.Password)}
-	svc, err := newService(ctx, "maricusco:components:Redis", name, r, "redis", args.ServiceArgs, ContainerSpec{
+	conf := File{Name: "redis.conf", Secret: true, Content: pulumi.Sprintf("requirepass %q\nappendonly yes\ndir /data\n", args.Password)}
+	svc, err := newService(ctx, name, r, args.ServiceArgs, serviceDecl{typ: "maricusco:components:Redis", service: "redis", spec: ContainerSpec{
 		Aliases: []string{RedisHost},
 		Command: []string{"redis-server", conf.Path()},
 		Files:   []File{conf, password},
@@ -44,7 +44,7 @@ func NewRedis(ctx *pulumi.Context, name string, args *RedisArgs, opts ...pulumi.
 		WritablePaths: []string{"/tmp"},
 		// The entrypoint starts as root to own /data, then drops to the redis user.
 		Capabilities: []string{"CHOWN", "SETGID", "SETUID"},
-	}, args.dataAt("redis", "/data"), nil, opts)
+	}, data: args.dataAt("redis", "/data")}, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package components
 
 import (
 	"fmt"
+	"maps"
 
 	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -67,10 +68,11 @@ func (a ServiceArgs) ports(containerPort int) []PortBinding {
 	return []PortBinding{{HostIP: a.Publish.IP, HostPort: a.Publish.Port, ContainerPort: containerPort}}
 }
 
-// Service is what a single-container service component holds: its container and data volume.
+// Service is what a single-workload service component holds: its container or swarm service,
+// and its data volume.
 type Service struct {
-	// Container is the service's container.
-	Container *docker.Container
+	// Workload is the service's container, or its swarm service.
+	Workload Workload
 	// Volume holds the service's data (nil for a service that keeps none).
 	Volume *docker.Volume
 }
@@ -106,39 +108,56 @@ func NewDataVolume(ctx *pulumi.Context, name, dockerName string, policy VolumePo
 	return v, nil
 }
 
-// newService registers component c (type token typ) for one single-container service, declares
-// the service's image, its data volume (none when data is nil) and its
-// container as c's children, and registers c's outputs: outputs plus the container and volume names.
-func newService(ctx *pulumi.Context, typ, name string, c pulumi.ComponentResource, service string, args ServiceArgs, spec ContainerSpec, data *DataVolume, outputs pulumi.Map, opts []pulumi.ResourceOption) (Service, error) {
-	if err := ctx.RegisterComponentResource(typ, name, c, opts...); err != nil {
-		return Service{}, fmt.Errorf("%s: %w", service, err)
+// serviceDecl is one single-workload service as its component states it, like a row of the
+// seed's table: what runs, where its data lives, what it exports.
+type serviceDecl struct {
+	// typ is the component's type token.
+	typ string
+	// service is the seed's name of the service (postgres), which names its Docker objects.
+	service string
+	// spec is the container; newService fills in its name, image and resources.
+	spec ContainerSpec
+	// data is the service's data volume (nil: none).
+	data *DataVolume
+	// outputs are the component's outputs beyond its workload's and volume's names.
+	outputs pulumi.Map
+}
+
+// newService registers component c named name, declares the service's image, data volume and
+// workload as c's children (named from name), and registers c's outputs.
+func newService(ctx *pulumi.Context, name string, c pulumi.ComponentResource, args ServiceArgs, d serviceDecl, opts []pulumi.ResourceOption) (Service, error) {
+	fail := func(err error) (Service, error) { return Service{}, fmt.Errorf("%s: %w", d.service, err) }
+	if err := ctx.RegisterComponentResource(d.typ, name, c, opts...); err != nil {
+		return fail(err)
 	}
-	img, err := PullImage(ctx, service+"-image", args.Image, pulumi.Parent(c))
+	target := args.Runtime.Target
+	img, err := target.image(ctx, name+"-image", args.Image, pulumi.Parent(c))
 	if err != nil {
-		return Service{}, fmt.Errorf("%s: %w", service, err)
+		return fail(err)
 	}
 	var res Service
-	if outputs == nil {
-		outputs = pulumi.Map{}
-	}
-	if data != nil {
-		res.Volume, err = NewDataVolume(ctx, service+"-data", data.Name, args.Volumes, pulumi.Parent(c))
+	outputs := pulumi.Map{}
+	maps.Copy(outputs, d.outputs)
+	spec := d.spec
+	if d.data != nil {
+		res.Volume, err = NewDataVolume(ctx, name+"-data", d.data.Name, args.Volumes, pulumi.Parent(c))
 		if err != nil {
-			return Service{}, fmt.Errorf("%s: %w", service, err)
+			return fail(err)
 		}
-		spec.Volumes = append(spec.Volumes, VolumeMount{Volume: res.Volume.Name, Path: data.Path})
+		spec.Volumes = append(spec.Volumes, VolumeMount{Volume: res.Volume.Name, Path: d.data.Path})
+		spec.Stateful = true
 		outputs["volumeName"] = res.Volume.Name
 	}
-	spec.Name = args.ContainerName(service)
-	spec.Image = img.ImageId
+	spec.Name = args.ContainerName(d.service)
+	spec.Image = img
 	spec.Resources = args.Resources
-	res.Container, err = NewServiceContainer(ctx, service+"-container", args.Runtime, spec, pulumi.Parent(c))
+	res.Workload, err = NewWorkload(ctx, name+"-"+target.workloadNoun(), args.Runtime, spec, pulumi.Parent(c))
 	if err != nil {
-		return Service{}, fmt.Errorf("%s: %w", service, err)
+		return fail(err)
 	}
-	outputs["containerName"] = res.Container.Name
+	outputs[target.workloadNoun()+"Name"] = res.Workload.Name
 	if err := ctx.RegisterResourceOutputs(c, outputs); err != nil {
-		return Service{}, fmt.Errorf("%s: %w", service, err)
+		return fail(err)
 	}
 	return res, nil
 }

@@ -32,7 +32,10 @@ var Guardrails = []Guardrail{
 func unpinnedImages(c *Config) []Problem {
 	var out []Problem
 	for _, svc := range Services {
-		ref := c.Images[svc]
+		if svc == "backup" {
+			continue // runs the postgres image
+		}
+		ref := c.Service(svc).Image
 		named, err := reference.ParseNormalizedNamed(ref)
 		if err != nil {
 			continue // reported by the image check
@@ -49,7 +52,7 @@ func unpinnedImages(c *Config) []Problem {
 func exposedPorts(c *Config) []Problem {
 	var out []Problem
 	for _, svc := range publishable {
-		hp := c.Ports[svc]
+		hp := c.Service(svc).Publish
 		if hp == nil || svc == "app" || svc == "grafana" {
 			continue
 		}

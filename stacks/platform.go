@@ -105,7 +105,8 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 		return nil, fmt.Errorf("docker provider: %w", err)
 	}
 	onDocker := pulumi.Providers(p.Provider)
-	if p.Network, err = components.NewNetwork(ctx, "network", &components.NetworkArgs{Name: cfg.Prefix + "-network"}, onDocker); err != nil {
+	target := cfg.Target()
+	if p.Network, err = components.NewNetwork(ctx, "network", &components.NetworkArgs{Name: cfg.Prefix + "-network", Target: target}, onDocker); err != nil {
 		return nil, err
 	}
 	if p.Secrets, err = components.NewSecrets(ctx, "secrets", &components.SecretsArgs{
@@ -116,6 +117,7 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 		return nil, err
 	}
 	runtime := components.Runtime{
+		Target:  target,
 		Network: p.Network.Name,
 		Restart: cfg.Restart,
 		Health:  health,
@@ -123,12 +125,13 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 		Labels:  map[string]string{"maricusco.stack": ctx.Stack(), "maricusco.project": ctx.Project()},
 	}
 	service := func(name string) components.ServiceArgs {
+		s := cfg.Service(name)
 		return components.ServiceArgs{
 			Prefix:    cfg.Prefix,
 			Runtime:   runtime,
-			Image:     cfg.Images[name],
-			Resources: cfg.Resources[name],
-			Publish:   cfg.Ports[name],
+			Image:     s.Image,
+			Resources: s.Resources,
+			Publish:   s.Publish,
 			Volumes:   components.VolumePolicy{Protect: cfg.Protect, DeleteOnDestroy: cfg.DeleteVolumesOnDestroy},
 		}
 	}
@@ -150,7 +153,7 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 		return nil, err
 	}
 	loadBalancer := service("lb")
-	loadBalancer.Publish = cfg.Ports["app"]
+	loadBalancer.Publish = cfg.Service("app").Publish
 	secretEnv := map[string]pulumi.StringInput{}
 	for k, v := range cfg.App.SecretEnv {
 		secretEnv[k] = pulumi.ToSecret(pulumi.String(v)).(pulumi.StringOutput)
@@ -165,7 +168,7 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 		RedisPassword:    p.Secrets.RedisPassword,
 		Replicas:         cfg.App.Replicas,
 		LoadBalancer:     loadBalancer,
-		DependsOn:        []pulumi.Resource{p.Postgres.Container, p.Redis.Container, p.ChromaDB.Container},
+		DependsOn:        []pulumi.Resource{p.Postgres.Workload.Resource, p.Redis.Workload.Resource, p.ChromaDB.Workload.Resource},
 	}, onDocker); err != nil {
 		return nil, err
 	}
@@ -190,16 +193,14 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 		return nil, err
 	}
 	if cfg.Backup.Enabled {
-		backup := service("backup")
-		backup.Image = cfg.Images["postgres"]
 		if p.Backup, err = components.NewBackup(ctx, "backup", &components.BackupArgs{
-			ServiceArgs: backup,
+			ServiceArgs: service("backup"),
 			Interval:    cfg.Backup.Every,
 			Keep:        cfg.Backup.Keep,
 			Database:    cfg.PostgresDB,
 			User:        cfg.PostgresUser,
 			Password:    p.Secrets.PostgresPassword,
-			Postgres:    p.Postgres.Container,
+			Postgres:    p.Postgres.Workload.Resource,
 		}, onDocker); err != nil {
 			return nil, err
 		}
@@ -233,7 +234,7 @@ func healthFor(ctx *pulumi.Context, cfg *Config, probe func(string) (string, err
 
 // URL is how a user reaches a published service: the Docker host's name, or the bound address.
 func (p *Platform) URL(service string) string {
-	hp := p.Config.Ports[service]
+	hp := p.Config.Service(service).Publish
 	if hp == nil {
 		return ""
 	}
@@ -259,24 +260,29 @@ func (p *Platform) export(ctx *pulumi.Context) {
 		"grafana":    p.Grafana.Volume.Name,
 	})
 	apps := pulumi.StringArray{}
-	for _, c := range p.App.Containers {
-		apps = append(apps, c.Name)
+	for _, w := range p.App.Instances {
+		apps = append(apps, w.Name)
 	}
 	names := pulumi.Map{
 		"app":        apps,
-		"postgres":   p.Postgres.Container.Name,
-		"redis":      p.Redis.Container.Name,
-		"chromadb":   p.ChromaDB.Container.Name,
-		"prometheus": p.Prometheus.Container.Name,
-		"grafana":    p.Grafana.Container.Name,
+		"postgres":   p.Postgres.Workload.Name,
+		"redis":      p.Redis.Workload.Name,
+		"chromadb":   p.ChromaDB.Workload.Name,
+		"prometheus": p.Prometheus.Workload.Name,
+		"grafana":    p.Grafana.Workload.Name,
 	}
 	if p.App.LoadBalanced {
 		names["lb"] = p.App.Front.Name
 	}
 	if p.Backup != nil {
-		names["backup"] = p.Backup.Container.Name
+		names["backup"] = p.Backup.Workload.Name
 	}
-	ctx.Export("containerNames", names)
+	namesKey := "containerNames"
+	if p.Config.Orchestrator == "swarm" {
+		namesKey = "serviceNames"
+	}
+	ctx.Export(namesKey, names)
+	ctx.Export("orchestrator", pulumi.String(p.Config.Orchestrator))
 	ctx.Export("postgresConnectionString", p.Postgres.ConnectionString)
 	// deploy.sh's backup and restore find the engine and the container here.
 	ctx.Export("dockerHost", pulumi.String(DockerHost(p.Config.DockerHost)))
@@ -286,7 +292,7 @@ func (p *Platform) export(ctx *pulumi.Context) {
 			"interval": pulumi.String(p.Config.Backup.Every.String()),
 			"keep":     pulumi.Int(p.Config.Backup.Keep),
 		})
-		ctx.Export("backupContainer", p.Backup.Container.Name)
+		ctx.Export("backupContainer", p.Backup.Workload.Name)
 	}
 	ctx.Export("grafanaAdminPassword", p.Secrets.GrafanaAdminPassword)
 }

@@ -30,7 +30,7 @@ func TestTheBackupServiceRunsThePostgresImageIntoItsOwnVolumeWithoutASecretInPla
 		assert.Equal(t, "86400", vars["BACKUP_INTERVAL_SECONDS"], "every 24h by default")
 		assert.Equal(t, "7", vars["BACKUP_KEEP"])
 		assert.Equal(t, "postgres", vars["PGHOST"])
-		assert.Equal(t, "/run/maricusco/postgres_password", vars["POSTGRES_PASSWORD_FILE"], "the password comes from a file")
+		assert.Equal(t, "/run/secrets/postgres_password", vars["POSTGRES_PASSWORD_FILE"], "the password comes from a file")
 		for k := range vars {
 			assert.False(t, secret[k], "%s: no secret in the environment", k)
 			assert.NotContains(t, vars[k], "s3cret", k)
@@ -38,7 +38,7 @@ func TestTheBackupServiceRunsThePostgresImageIntoItsOwnVolumeWithoutASecretInPla
 		assert.Equal(t, []string{"/bin/sh", backupScript}, strs(b.Inputs["entrypoints"]))
 		assert.Equal(t, []string{"serve"}, strs(b.Inputs["command"]), "no password on the command line")
 		files, secretFile := uploads(b)
-		assert.True(t, secretFile["/run/maricusco/postgres_password"], "the password file is a secret in the state")
+		assert.True(t, secretFile["/run/secrets/postgres_password"], "the password file is a secret in the state")
 		assert.NotEmpty(t, files[backupScript])
 
 		var volume Resource

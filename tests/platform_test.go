@@ -459,8 +459,8 @@ func TestGeneratedSecretsAreSecretAndDeliveredAsFiles(t *testing.T) {
 		}
 		checkSecretFile(t, res, "maricusco-grafana", "GF_SECURITY_ADMIN_PASSWORD__FILE", "generated-grafana-admin-password")
 		files, secret := uploads(res.Container(t, "maricusco-redis"))
-		assert.Contains(t, files["/run/maricusco/redis.conf"], `requirepass "generated-redis-password"`)
-		assert.True(t, secret["/run/maricusco/redis.conf"], "redis.conf holds the password, so it is secret")
+		assert.Contains(t, files["/run/secrets/redis.conf"], `requirepass "generated-redis-password"`)
+		assert.True(t, secret["/run/secrets/redis.conf"], "redis.conf holds the password, so it is secret")
 		assertNoPlainSecret(t, res, "generated-")
 	})
 }

@@ -160,7 +160,7 @@ func TestPasswordRotationIsWiredIntoEveryStack(t *testing.T) {
 		assert.Equal(t, []string{passwordType + "::postgres-password"}, plan.Removed, "the generator gives way to the configured secret")
 		for _, app := range after.AppInstances() {
 			appFiles, _ := uploads(app)
-			assert.Equal(t, "rotated-Password-42", appFiles["/run/maricusco/postgres_password"], "the app's connection settings follow")
+			assert.Equal(t, "rotated-Password-42", appFiles["/run/secrets/postgres_password"], "the app's connection settings follow")
 		}
 	})
 }
