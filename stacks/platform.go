@@ -66,6 +66,13 @@ type Option func(*options)
 type options struct {
 	dashboards fs.FS
 	engineAPI  func(host string) (string, error)
+	swarmReady func(host string) error
+}
+
+// WithSwarmCheck asks check, instead of the Docker engine, whether the target can take the swarm
+// orchestrator.
+func WithSwarmCheck(check func(host string) error) Option {
+	return func(o *options) { o.swarmReady = check }
 }
 
 // WithEngineAPIVersion asks probe, instead of the Docker engine, for the engine's API version
@@ -82,7 +89,7 @@ func WithDashboards(fsys fs.FS) Option {
 // Deploy validates the config, then declares every resource. Nothing is registered when the
 // config is invalid.
 func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
-	o := options{engineAPI: EngineAPIVersion}
+	o := options{engineAPI: EngineAPIVersion, swarmReady: SwarmReady}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -95,7 +102,7 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 			return nil, fmt.Errorf("log: %w", err)
 		}
 	}
-	health, err := healthFor(ctx, cfg, o.engineAPI)
+	health, err := healthFor(ctx, cfg, o)
 	if err != nil {
 		return nil, err
 	}
@@ -208,10 +215,20 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 	return p, nil
 }
 
-// healthFor is the stack's healthcheck timing on its engine: without the start interval on an
-// engine too old to take one.
-func healthFor(ctx *pulumi.Context, cfg *Config, probe func(string) (string, error)) (components.HealthTiming, error) {
+// healthFor is the stack's healthcheck timing on its target: without the start interval on an
+// engine too old to take one, or on a swarm, whose services the docker provider gives none.
+// On a swarm, it first checks that the target can run the stack at all.
+func healthFor(ctx *pulumi.Context, cfg *Config, o options) (components.HealthTiming, error) {
 	health, api := cfg.Health, cfg.EngineAPIVersion
+	if cfg.Orchestrator == "swarm" {
+		host := DockerHost(cfg.DockerHost)
+		if err := o.swarmReady(host); err != nil {
+			return health, fmt.Errorf("docker swarm: %w", err)
+		}
+		health.StartInterval = 0
+		return health, nil
+	}
+	probe := o.engineAPI
 	if api == "" {
 		host := DockerHost(cfg.DockerHost)
 		var err error

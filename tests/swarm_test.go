@@ -1,0 +1,338 @@
+package tests
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/maricusco/infra/components"
+	"github.com/maricusco/infra/stacks"
+)
+
+const (
+	serviceType       = "docker:index/service:Service"
+	dockerSecretType  = "docker:index/secret:Secret"
+	dockerConfigType  = "docker:index/serviceConfig:ServiceConfig"
+	remoteImageType   = "docker:index/remoteImage:RemoteImage"
+	dataNodeContraint = "node.labels.maricusco.data==true"
+)
+
+// onSwarm is a shipped stack moved to the swarm target; dev's loopback ports, which a swarm's
+// routing mesh cannot publish, give way to the seed's two published ports.
+func onSwarm(t testing.TB, name string) StackConfig {
+	sc := loadStack(t, name).with("orchestrator", "swarm")
+	if name == "dev" {
+		sc = sc.with("ports", map[string]string{"app": "0.0.0.0:8000", "grafana": "0.0.0.0:3000",
+			"postgres": "", "redis": "", "chromadb": "", "prometheus": ""})
+	}
+	return sc
+}
+
+func forEachSwarmStack(t *testing.T, check func(t *testing.T, stack string, res *Result)) {
+	for _, name := range shippedStacks {
+		t.Run(name, func(t *testing.T) {
+			check(t, name, mustRun(t, onSwarm(t, name)))
+		})
+	}
+}
+
+// obj walks into nested object inputs.
+func obj(v resource.PropertyValue, path ...string) resource.PropertyValue {
+	for _, p := range path {
+		for v.IsSecret() {
+			v = v.SecretValue().Element
+		}
+		if !v.IsObject() {
+			return resource.NewNullProperty()
+		}
+		v = v.ObjectValue()[resource.PropertyKey(p)]
+	}
+	return v
+}
+
+// arr reads an array input; an absent one is empty.
+func arr(v resource.PropertyValue) []resource.PropertyValue {
+	for v.IsSecret() {
+		v = v.SecretValue().Element
+	}
+	if !v.IsArray() {
+		return nil
+	}
+	return v.ArrayValue()
+}
+
+func TestSwarmRunsOneServicePerSeedServiceOnAnAttachableOverlayAndNoContainer(t *testing.T) {
+	forEachSwarmStack(t, func(t *testing.T, stack string, res *Result) {
+		assert.ElementsMatch(t, []string{"maricusco-app", "maricusco-postgres", "maricusco-redis", "maricusco-chromadb",
+			"maricusco-prometheus", "maricusco-grafana", "maricusco-backup"}, keys(res.Services()), "no nginx: the routing mesh balances")
+		assert.Empty(t, res.OfType(containerType))
+		assert.Empty(t, res.OfType(remoteImageType), "every node pulls the image a task needs")
+		nets := res.OfType(networkType)
+		require.Len(t, nets, 1)
+		assert.Equal(t, "maricusco-network", nets[0].Inputs["name"].StringValue())
+		assert.Equal(t, "overlay", nets[0].Inputs["driver"].StringValue())
+		assert.True(t, nets[0].Inputs["attachable"].BoolValue())
+		wantReplicas := map[string]float64{"dev": 1, "prod": 2}[stack]
+		app := res.Service(t, "maricusco-app")
+		assert.Equal(t, wantReplicas, obj(app.Inputs["mode"], "replicated", "replicas").NumberValue(), "appReplicas replicas")
+		for name, s := range res.Services() {
+			if name != "maricusco-app" {
+				assert.Equal(t, 1.0, obj(s.Inputs["mode"], "replicated", "replicas").NumberValue(), name)
+			}
+			netw := arr(obj(s.Inputs["taskSpec"], "networksAdvanceds"))
+			require.Len(t, netw, 1, name)
+			assert.Equal(t, strings.TrimPrefix(name, "maricusco-"), strs(obj(netw[0], "aliases"))[0], "%s answers its seed name", name)
+		}
+		assert.Len(t, res.OfType("docker:index/volume:Volume"), 6, "the same five data volumes and the backups volume")
+	})
+}
+
+func TestBothTargetsTakeLimitsAndReservationsFromTheSameSeedTable(t *testing.T) {
+	seed, err := stacks.SeedResources()
+	require.NoError(t, err)
+	docker, swarm := mustRun(t, loadStack(t, "prod")), mustRun(t, onSwarm(t, "prod"))
+	for service, spec := range seed {
+		if service == "lb" {
+			continue // no load balancer on a swarm
+		}
+		t.Run(service, func(t *testing.T) {
+			cpuLimit, err := components.ParseNanoCPUs(spec.Limits.CPUs)
+			require.NoError(t, err)
+			cpuReserved, err := components.ParseNanoCPUs(spec.Reservations.CPUs)
+			require.NoError(t, err)
+			memLimit, err := components.ParseUnitBytes(spec.Limits.Memory)
+			require.NoError(t, err)
+			memReserved, err := components.ParseUnitBytes(spec.Reservations.Memory)
+			require.NoError(t, err)
+			name := "maricusco-" + service
+			res := obj(swarm.Service(t, name).Inputs["taskSpec"], "resources")
+			assert.Equal(t, float64(cpuLimit), obj(res, "limits", "nanoCpus").NumberValue(), "swarm limits CPU")
+			assert.Equal(t, float64(memLimit), obj(res, "limits", "memoryBytes").NumberValue(), "swarm limits memory")
+			assert.Equal(t, float64(cpuReserved), obj(res, "reservation", "nanoCpus").NumberValue(), "swarm reserves CPU itself")
+			assert.Equal(t, float64(memReserved), obj(res, "reservation", "memoryBytes").NumberValue(), "swarm reserves memory")
+			if service == "app" {
+				name += "-1" // prod's first instance
+			}
+			c := docker.Container(t, name)
+			assert.Equal(t, float64(memLimit)/(1<<20), c.Inputs["memory"].NumberValue(), "one engine: the same memory limit")
+			assert.Equal(t, float64(memReserved)/(1<<20), c.Inputs["memoryReservation"].NumberValue(), "one engine: the same memory reservation")
+			assert.InDelta(t, cpuReserved.CPUs()*1024, c.Inputs["cpuShares"].NumberValue(), 0.5, "one engine approximates the CPU reservation by weight")
+		})
+	}
+}
+
+func TestSwarmServicesKeepTheHealthchecksRestartsAndHardeningOfTheContainers(t *testing.T) {
+	docker, swarm := mustRun(t, loadStack(t, "dev")), mustRun(t, onSwarm(t, "dev"))
+	for name, s := range swarm.Services() {
+		t.Run(name, func(t *testing.T) {
+			c := docker.Container(t, name)
+			spec := obj(s.Inputs["taskSpec"], "containerSpec")
+			hc := obj(spec, "healthcheck")
+			assert.Equal(t, strs(c.Inputs["healthcheck"].ObjectValue()["tests"]), strs(hc.ObjectValue()["tests"]), "the same test")
+			assert.Equal(t, "30s", obj(hc, "interval").StringValue())
+			assert.Equal(t, "2s", obj(hc, "timeout").StringValue())
+			assert.Equal(t, "1m", obj(hc, "startPeriod").StringValue(), "as the provider reads a service's durations back")
+			assert.Equal(t, 3.0, obj(hc, "retries").NumberValue())
+			assert.False(t, obj(hc, "startInterval").HasValue(), "the provider's service has no start interval")
+			assert.Equal(t, "any", obj(s.Inputs["taskSpec"], "restartPolicy", "condition").StringValue(), "unless-stopped restarts any exit")
+			assert.Equal(t, []string{"ALL"}, strs(obj(spec, "capDrops")))
+			assert.Equal(t, strs(c.Inputs["capabilities"].ObjectValue()["adds"]), strs(obj(spec, "capAdds")), "the same capabilities back")
+			assert.Equal(t, c.Inputs["readOnly"].BoolValue(), obj(spec, "readOnly").BoolValue(), "the same read-only root")
+			assert.Equal(t, "30s", obj(spec, "stopGracePeriod").StringValue())
+			assert.Equal(t, "json-file", obj(s.Inputs["taskSpec"], "logDriver", "name").StringValue())
+			assert.Equal(t, "10m", obj(s.Inputs["taskSpec"], "logDriver", "options", "max-size").StringValue())
+			if c.Inputs.HasValue("user") {
+				assert.Equal(t, c.Inputs["user"].StringValue(), obj(spec, "user").StringValue())
+			}
+			assert.Equal(t, "5m", obj(s.Inputs["convergeConfig"], "timeout").StringValue(), "up returns once converged, within healthyTimeout")
+		})
+	}
+}
+
+func TestSwarmRollsStatelessServicesStartFirstAndStatefulOnesStopFirstWithRollback(t *testing.T) {
+	forEachSwarmStack(t, func(t *testing.T, _ string, res *Result) {
+		for name, s := range res.Services() {
+			update, rollback := s.Inputs["updateConfig"], s.Inputs["rollbackConfig"]
+			order := "stop-first"
+			if name == "maricusco-app" {
+				order = "start-first"
+			}
+			assert.Equal(t, order, obj(update, "order").StringValue(), "%s: two tasks never share a data volume", name)
+			assert.Equal(t, 1.0, obj(update, "parallelism").NumberValue(), name)
+			assert.Equal(t, "rollback", obj(update, "failureAction").StringValue(), name)
+			assert.Equal(t, "32s", obj(update, "monitor").StringValue(), "%s: a new task stays healthy one healthcheck interval before the next rolls", name)
+			assert.Equal(t, order, obj(rollback, "order").StringValue(), name)
+			assert.Equal(t, "pause", obj(rollback, "failureAction").StringValue(), name)
+		}
+	})
+}
+
+func TestSwarmPinsTheStatefulServicesToTheDataNodeAndNothingElse(t *testing.T) {
+	forEachSwarmStack(t, func(t *testing.T, _ string, res *Result) {
+		for name, s := range res.Services() {
+			constraints := strs(obj(s.Inputs["taskSpec"], "placement", "constraints"))
+			if name == "maricusco-app" {
+				assert.Empty(t, constraints, "the app runs on any node")
+				continue
+			}
+			assert.Equal(t, []string{dataNodeContraint}, constraints, "%s stays with its volume", name)
+		}
+	})
+}
+
+func TestSwarmPublishesOnlyTheAppAndGrafanaThroughTheRoutingMesh(t *testing.T) {
+	forEachSwarmStack(t, func(t *testing.T, _ string, res *Result) {
+		published := map[string]float64{}
+		for name, s := range res.Services() {
+			for _, p := range arr(obj(s.Inputs["endpointSpec"], "ports")) {
+				assert.Equal(t, "ingress", obj(p, "publishMode").StringValue(), name)
+				published[name] = obj(p, "publishedPort").NumberValue()
+			}
+		}
+		assert.Equal(t, map[string]float64{"maricusco-app": 8000, "maricusco-grafana": 3000}, published)
+	})
+}
+
+// swarmFiles are a service's mounted configs and secrets: target path to the Docker object.
+func swarmFiles(t *testing.T, res *Result, service string) (configs, secrets map[string]Resource) {
+	t.Helper()
+	byURNName := func(typ string) map[string]Resource {
+		out := map[string]Resource{}
+		for _, r := range res.OfType(typ) {
+			out[r.Name+"-id"] = r // the mocks' ID
+		}
+		return out
+	}
+	allConfigs, allSecrets := byURNName(dockerConfigType), byURNName(dockerSecretType)
+	spec := obj(res.Service(t, service).Inputs["taskSpec"], "containerSpec")
+	configs, secrets = map[string]Resource{}, map[string]Resource{}
+	for _, c := range arr(obj(spec, "configs")) {
+		configs[str(obj(c, "fileName"))] = allConfigs[str(obj(c, "configId"))]
+		assert.Equal(t, 0o444, int(obj(c, "fileMode").NumberValue()))
+	}
+	for _, s := range arr(obj(spec, "secrets")) {
+		secrets[str(obj(s, "fileName"))] = allSecrets[str(obj(s, "secretId"))]
+	}
+	return configs, secrets
+}
+
+func decoded(t *testing.T, r Resource) string {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(str(r.Inputs["data"]))
+	require.NoError(t, err)
+	return string(b)
+}
+
+func TestSwarmDeliversPasswordsAsSecretsAndGeneratedFilesAsConfigs(t *testing.T) {
+	res := mustRun(t, onSwarm(t, "prod").withSecret(stacks.PostgresPasswordKey, "configured-Password-1"))
+	for _, tc := range []struct {
+		service          string
+		configs, secrets []string
+	}{
+		{"maricusco-postgres", []string{"/run/maricusco/postgres-entrypoint.sh", "/run/maricusco/postgres-set-password.sh"}, []string{"/run/secrets/postgres_password"}},
+		{"maricusco-redis", nil, []string{"/run/secrets/redis.conf", "/run/secrets/redis_password"}},
+		{"maricusco-app", nil, []string{"/run/secrets/postgres_password", "/run/secrets/redis_password"}},
+		{"maricusco-prometheus", []string{"/run/maricusco/alerts.yml", "/run/maricusco/prometheus.yml"}, nil},
+		{"maricusco-grafana", []string{"/run/maricusco/grafana-entrypoint.sh", "/run/maricusco/grafana/dashboards/maricusco.json",
+			"/run/maricusco/grafana/provisioning/dashboards/maricusco.yml", "/run/maricusco/grafana/provisioning/datasources/prometheus.yml"},
+			[]string{"/run/secrets/grafana_admin_password"}},
+		{"maricusco-backup", []string{"/run/maricusco/backup.sh"}, []string{"/run/secrets/postgres_password"}},
+	} {
+		t.Run(tc.service, func(t *testing.T) {
+			configs, secrets := swarmFiles(t, res, tc.service)
+			assert.ElementsMatch(t, tc.configs, keys(configs))
+			assert.ElementsMatch(t, tc.secrets, keys(secrets))
+			for path, s := range secrets {
+				assert.True(t, s.Inputs["data"].IsSecret(), "%s is secret in the state", path)
+				assert.True(t, strings.HasPrefix(s.Inputs["name"].StringValue(), tc.service+"-"), "%s: %s is named after its service", path, s.Inputs["name"].StringValue())
+			}
+			for path, c := range configs {
+				assert.False(t, c.Inputs["data"].IsSecret(), "%s holds no secret", path)
+				assert.Regexp(t, `^`+tc.service+`-[A-Za-z0-9_.-]+-[0-9a-f]{12}$`, c.Inputs["name"].StringValue(), path)
+			}
+		})
+	}
+	_, pgSecrets := swarmFiles(t, res, "maricusco-postgres")
+	assert.Equal(t, "configured-Password-1", decoded(t, pgSecrets["/run/secrets/postgres_password"]))
+	configs, _ := swarmFiles(t, res, "maricusco-prometheus")
+	assert.Contains(t, decoded(t, configs["/run/maricusco/prometheus.yml"]), `names: ["tasks.app"]`, "Prometheus finds each replica through tasks.app")
+}
+
+func TestARotatedSecretIsANewDockerSecretAndTheServicesMoveToIt(t *testing.T) {
+	before := mustRun(t, onSwarm(t, "prod").withSecret(stacks.PostgresPasswordKey, "first-Password-123"))
+	after := mustRun(t, onSwarm(t, "prod").withSecret(stacks.PostgresPasswordKey, "second-Password-456"))
+	_, old := swarmFiles(t, before, "maricusco-postgres")
+	_, rotated := swarmFiles(t, after, "maricusco-postgres")
+	path := "/run/secrets/postgres_password"
+	assert.NotEqual(t, old[path].Inputs["name"].StringValue(), rotated[path].Inputs["name"].StringValue(), "a new content is a new secret name")
+	plan := planDiff(before, after)
+	assert.Empty(t, plan.Added)
+	assert.Empty(t, plan.Removed)
+	var changedServices []string
+	for _, c := range plan.Changed {
+		if typ, name, _ := strings.Cut(c, "::"); typ == serviceType {
+			changedServices = append(changedServices, name)
+		}
+	}
+	assert.ElementsMatch(t, []string{"postgres-service", "app-service", "backup-service"}, changedServices, "only the services that read the password roll")
+	again := mustRun(t, onSwarm(t, "prod").withSecret(stacks.PostgresPasswordKey, "second-Password-456"))
+	assert.Equal(t, Plan{}, planDiff(after, again), "the same content keeps its name: nothing changes")
+}
+
+func TestSwarmShowsNoPlaintextSecretInAServiceOrConfig(t *testing.T) {
+	const password = "visible-Password-789"
+	res := mustRun(t, onSwarm(t, "prod").withSecret(stacks.RedisPasswordKey, password).withSecret(stacks.GrafanaAdminPasswordKey, password))
+	for _, r := range res.Resources {
+		if r.Type == dockerSecretType {
+			continue
+		}
+		plain := resource.NewObjectProperty(r.Inputs).String()
+		assert.NotContains(t, plain, password, "%s %s", r.Type, r.Name)
+		if r.Type == dockerConfigType {
+			assert.NotContains(t, decoded(t, r), password, r.Name)
+		}
+	}
+}
+
+func TestTheSwarmTargetRefusesWhatItCannotDoBeforeAnyResource(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		sc    StackConfig
+		wants []string
+	}{
+		{"a loopback port", loadStack(t, "dev").with("orchestrator", "swarm"),
+			[]string{"ports.postgres: 127.0.0.1:5432 cannot be published under swarm: the routing mesh publishes a port on every address"}},
+		{"secret environment", onSwarm(t, "prod").withSecret("appSecretEnv", map[string]string{"API_KEY": "k"}),
+			[]string{"appSecretEnv: cannot be used under swarm", "docker service inspect"}},
+		{"an unknown orchestrator", loadStack(t, "prod").with("orchestrator", "kubernetes"),
+			[]string{`orchestrator: "kubernetes" is not an orchestrator; use docker (one engine) or swarm`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := run(t, tc.sc)
+			require.Error(t, err)
+			for _, want := range tc.wants {
+				assert.Contains(t, err.Error(), want)
+			}
+			assert.Empty(t, res.Resources, "nothing is declared")
+		})
+	}
+	t.Run("an engine that is no manager", func(t *testing.T) {
+		res, err := run(t, onSwarm(t, "prod"), stacks.WithSwarmCheck(func(host string) error {
+			return assert.AnError
+		}))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "docker swarm: ")
+		assert.Empty(t, res.Resources)
+	})
+}
+
+func TestScalingTheAppOnSwarmChangesOnlyItsReplicas(t *testing.T) {
+	before := mustRun(t, onSwarm(t, "prod"))
+	after := mustRun(t, onSwarm(t, "prod").with("appReplicas", "4"))
+	assert.Equal(t, Plan{Changed: []string{serviceType + "::app-service"}}, planDiff(before, after))
+	assert.Equal(t, 4.0, obj(after.Service(t, "maricusco-app").Inputs["mode"], "replicated", "replicas").NumberValue())
+}
