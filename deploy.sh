@@ -58,6 +58,15 @@ if ! container=$("$PULUMI" stack output backupContainer --stack "$stack" 2>/dev/
   exit 2
 fi
 host=$("$PULUMI" stack output dockerHost --stack "$stack")
+if [ "$("$PULUMI" stack output orchestrator --stack "$stack" 2>/dev/null)" = swarm ]; then
+  # On a swarm the backups run as the service's task, on the data node: dockerHost must be it.
+  service=$container
+  container=$(docker --host "$host" ps -q --filter "label=com.docker.swarm.service.name=$service" | head -n 1)
+  if [ -z "$container" ]; then
+    echo "no task of $service runs on $host: point dockerHost at the node labelled maricusco.data=true (README: Running on a cluster)" >&2
+    exit 2
+  fi
+fi
 in_backup() { docker --host "$host" exec "$container" /bin/sh /run/maricusco/backup.sh "$@"; }
 if [ "$action" = backup ]; then
   in_backup once

@@ -81,10 +81,10 @@ func (Swarm) workload(ctx *pulumi.Context, name string, rt Runtime, spec Contain
 		mounts = append(mounts, docker.ServiceTaskSpecContainerSpecMountArgs{Type: pulumi.String("volume"), Source: v.Volume, Target: pulumi.String(v.Path)})
 	}
 	for _, p := range spec.WritablePaths {
-		mounts = append(mounts, docker.ServiceTaskSpecContainerSpecMountArgs{
-			Type: pulumi.String("tmpfs"), Target: pulumi.String(p),
-			TmpfsOptions: docker.ServiceTaskSpecContainerSpecMountTmpfsOptionsArgs{SizeBytes: pulumi.Int(tmpfsBytes)},
-		})
+		// Unsized: the provider panics on any tmpfs size (kreuzwerker v3.8.0,
+		// resource_docker_service_structures.go:841 asserts the schema's int as int64). What a
+		// tmpfs holds counts against the task's memory limit, which bounds it instead.
+		mounts = append(mounts, docker.ServiceTaskSpecContainerSpecMountArgs{Type: pulumi.String("tmpfs"), Target: pulumi.String(p)})
 	}
 	container.Mounts = mounts
 	var (
@@ -194,9 +194,6 @@ func (Swarm) workload(ctx *pulumi.Context, name string, rt Runtime, spec Contain
 	}
 	return Workload{Resource: svc, Name: svc.Name}, nil
 }
-
-// tmpfsBytes bounds each writable path, as the containers' tmpfs size=64m does.
-const tmpfsBytes = 64 << 20
 
 var configNameUnsafe = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
 

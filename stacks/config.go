@@ -94,6 +94,15 @@ func (c *Config) Service(name string) *ServiceConfig {
 	return s
 }
 
+// deployed are the services the stack runs on a swarm: the seed's six, and the backups when on.
+func (c *Config) deployed() []string {
+	out := []string{"app", "postgres", "redis", "chromadb", "prometheus", "grafana"}
+	if c.Backup.Enabled {
+		out = append(out, "backup")
+	}
+	return out
+}
+
 // Target is the orchestrator the stack deploys to.
 func (c *Config) Target() components.Target {
 	if c.Orchestrator == "swarm" {

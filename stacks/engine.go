@@ -42,34 +42,108 @@ func EngineAPIVersion(host string) (string, error) {
 	return v.APIVersion, nil
 }
 
-// SwarmReady tells why the engine at host cannot take the swarm target, or nil: it must be a
-// swarm manager, and some node must carry the data label the stateful services are pinned to.
-// Without this, `pulumi up` would wait for tasks that can never be scheduled.
-func SwarmReady(host string) error {
+// SwarmNode is one node of a swarm, as the scheduler sees it.
+type SwarmNode struct {
+	// Name is the node's hostname.
+	Name string
+	// Data tells whether the node carries the data label the stateful services are pinned to.
+	Data bool
+	// Resources are what the node offers the scheduler.
+	CPUs   components.NanoCPUs
+	Memory components.UnitBytes
+}
+
+// SwarmNodes asks the engine at host for the swarm's ready nodes, or tells why it cannot take
+// the swarm target: it must be a swarm manager.
+func SwarmNodes(host string) ([]SwarmNode, error) {
 	var info struct {
-		LocalNodeState   string
-		ControlAvailable bool
-	}
-	if err := askEngine(host, "/info", []string{"info", "--format", "{{json .}}"}, &struct {
-		Swarm any
-	}{&info}); err != nil {
-		return err
-	}
-	if info.LocalNodeState != "active" || !info.ControlAvailable {
-		return fmt.Errorf("%s is not a swarm manager (swarm state %q); run `docker swarm init` there, or point dockerHost at a manager (README: Running on a cluster)", host, info.LocalNodeState)
-	}
-	var nodes []struct {
-		Spec struct{ Labels map[string]string }
-	}
-	if err := askEngine(host, "/nodes", []string{"node", "ls", "--quiet"}, &nodes); err != nil {
-		return err
-	}
-	for _, n := range nodes {
-		if n.Spec.Labels[components.DataNodeLabel] == "true" {
-			return nil
+		Swarm struct {
+			LocalNodeState   string
+			ControlAvailable bool
 		}
 	}
-	return fmt.Errorf("no node of the swarm at %s is labelled %s=true, so postgres, redis, chromadb, prometheus, grafana and the backups could never start; label the node that keeps their volumes: `docker node update --label-add %s=true <node>`", host, components.DataNodeLabel, components.DataNodeLabel)
+	if err := askEngine(host, "/info", []string{"info", "--format", "{{json .}}"}, &info); err != nil {
+		return nil, err
+	}
+	if info.Swarm.LocalNodeState != "active" || !info.Swarm.ControlAvailable {
+		return nil, fmt.Errorf("%s is not a swarm manager (swarm state %q); run `docker swarm init` there, or point dockerHost at a manager (README: Running on a cluster)", host, info.Swarm.LocalNodeState)
+	}
+	var nodes []struct {
+		Spec        struct{ Labels map[string]string }
+		Description struct {
+			Hostname  string
+			Resources struct {
+				NanoCPUs    int64
+				MemoryBytes int64
+			}
+		}
+		Status struct{ State string }
+	}
+	if err := askEngine(host, "/nodes", []string{"node", "ls", "--quiet"}, &nodes); err != nil {
+		return nil, err
+	}
+	var out []SwarmNode
+	for _, n := range nodes {
+		if n.Status.State != "ready" {
+			continue
+		}
+		out = append(out, SwarmNode{
+			Name:   n.Description.Hostname,
+			Data:   n.Spec.Labels[components.DataNodeLabel] == "true",
+			CPUs:   components.NanoCPUs(n.Description.Resources.NanoCPUs),
+			Memory: components.UnitBytes(n.Description.Resources.MemoryBytes),
+		})
+	}
+	return out, nil
+}
+
+// checkSwarmFits tells why the stack's services cannot all be scheduled on nodes, or nil. A
+// swarm reserves what a service asks for, and holds a task pending forever when no node has
+// room, so `up` would wait for it until healthyTimeout; the stateful services need a data node
+// with room for all of them, and the app one replica more than it runs while it rolls
+// (start-first).
+func checkSwarmFits(c *Config, services []string, nodes []SwarmNode) error {
+	var data *SwarmNode
+	var totalCPUs components.NanoCPUs
+	var totalMemory components.UnitBytes
+	for i, n := range nodes {
+		totalCPUs += n.CPUs
+		totalMemory += n.Memory
+		if n.Data && (data == nil || n.CPUs > data.CPUs) {
+			data = &nodes[i]
+		}
+	}
+	if data == nil {
+		return fmt.Errorf("no ready node of the swarm is labelled %s=true, so the stateful services (postgres, redis, chromadb, prometheus, grafana, backup) could never start; label the node that keeps their volumes: `docker node update --label-add %s=true <node>`", components.DataNodeLabel, components.DataNodeLabel)
+	}
+	var pinnedCPUs, allCPUs components.NanoCPUs
+	var pinnedMemory, allMemory components.UnitBytes
+	for _, svc := range services {
+		res := c.Service(svc).Resources
+		if svc == "app" {
+			tasks := c.App.Replicas + 1
+			allCPUs += res.CPUReservation * components.NanoCPUs(tasks)
+			allMemory += res.MemoryReservation * components.UnitBytes(tasks)
+			continue
+		}
+		pinnedCPUs += res.CPUReservation
+		pinnedMemory += res.MemoryReservation
+	}
+	allCPUs += pinnedCPUs
+	allMemory += pinnedMemory
+	var problems []string
+	if pinnedCPUs > data.CPUs || pinnedMemory > data.Memory {
+		problems = append(problems, fmt.Sprintf("the stateful services reserve %s CPUs and %s on the data node %s, which offers %s CPUs and %s",
+			pinnedCPUs, pinnedMemory, data.Name, data.CPUs, data.Memory))
+	}
+	if allCPUs > totalCPUs || allMemory > totalMemory {
+		problems = append(problems, fmt.Sprintf("all services, with one app replica more while it rolls, reserve %s CPUs and %s, and the swarm's %d ready node(s) offer %s CPUs and %s",
+			allCPUs, allMemory, len(nodes), totalCPUs, totalMemory))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("the services do not fit: %s; lower resources.<service>.reservations, run fewer appReplicas, or add nodes (README: Running on a cluster)", strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // askEngine reads one answer of the Docker Engine API at host into out: over the socket for

@@ -66,13 +66,12 @@ type Option func(*options)
 type options struct {
 	dashboards fs.FS
 	engineAPI  func(host string) (string, error)
-	swarmReady func(host string) error
+	swarmNodes func(host string) ([]SwarmNode, error)
 }
 
-// WithSwarmCheck asks check, instead of the Docker engine, whether the target can take the swarm
-// orchestrator.
-func WithSwarmCheck(check func(host string) error) Option {
-	return func(o *options) { o.swarmReady = check }
+// WithSwarmNodes asks nodes, instead of the Docker engine, for the swarm's ready nodes.
+func WithSwarmNodes(nodes func(host string) ([]SwarmNode, error)) Option {
+	return func(o *options) { o.swarmNodes = nodes }
 }
 
 // WithEngineAPIVersion asks probe, instead of the Docker engine, for the engine's API version
@@ -89,7 +88,7 @@ func WithDashboards(fsys fs.FS) Option {
 // Deploy validates the config, then declares every resource. Nothing is registered when the
 // config is invalid.
 func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
-	o := options{engineAPI: EngineAPIVersion, swarmReady: SwarmReady}
+	o := options{engineAPI: EngineAPIVersion, swarmNodes: SwarmNodes}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -222,7 +221,11 @@ func healthFor(ctx *pulumi.Context, cfg *Config, o options) (components.HealthTi
 	health, api := cfg.Health, cfg.EngineAPIVersion
 	if cfg.Orchestrator == "swarm" {
 		host := DockerHost(cfg.DockerHost)
-		if err := o.swarmReady(host); err != nil {
+		nodes, err := o.swarmNodes(host)
+		if err == nil {
+			err = checkSwarmFits(cfg, cfg.deployed(), nodes)
+		}
+		if err != nil {
 			return health, fmt.Errorf("docker swarm: %w", err)
 		}
 		health.StartInterval = 0

@@ -156,6 +156,9 @@ type Export struct {
 	Secret bool
 }
 
+// roomyDataNode is the one node of the mocked swarm: labelled, with room for every service.
+var roomyDataNode = stacks.SwarmNode{Name: "node-1", Data: true, CPUs: 16e9, Memory: 64 << 30}
+
 // engineAPI is the Docker Engine API version the mocked engine answers: Docker 26's.
 const engineAPI = "1.45"
 
@@ -177,7 +180,7 @@ func run(t testing.TB, sc StackConfig, opts ...stacks.Option) (*Result, error) {
 	t.Helper()
 	opts = append([]stacks.Option{
 		stacks.WithEngineAPIVersion(func(string) (string, error) { return engineAPI, nil }),
-		stacks.WithSwarmCheck(func(string) error { return nil }),
+		stacks.WithSwarmNodes(func(string) ([]stacks.SwarmNode, error) { return []stacks.SwarmNode{roomyDataNode}, nil }),
 	}, opts...)
 	m := &mocks{}
 	var exports map[string]pulumi.Input

@@ -320,13 +320,34 @@ func TestTheSwarmTargetRefusesWhatItCannotDoBeforeAnyResource(t *testing.T) {
 			assert.Empty(t, res.Resources, "nothing is declared")
 		})
 	}
-	t.Run("an engine that is no manager", func(t *testing.T) {
-		res, err := run(t, onSwarm(t, "prod"), stacks.WithSwarmCheck(func(host string) error {
-			return assert.AnError
+	for _, tc := range []struct {
+		name  string
+		nodes []stacks.SwarmNode
+		err   error
+		want  string
+	}{
+		{"an engine that is no manager", nil, assert.AnError, "docker swarm: " + assert.AnError.Error()},
+		{"no data node", []stacks.SwarmNode{{Name: "n", CPUs: 16e9, Memory: 64 << 30}}, nil,
+			"no ready node of the swarm is labelled maricusco.data=true"},
+		{"a data node too small for the seed's reservations", []stacks.SwarmNode{{Name: "small", Data: true, CPUs: 1e9, Memory: 64 << 30}}, nil,
+			"the stateful services reserve 1.85 CPUs and 1728M on the data node small, which offers 1.00 CPUs"},
+		{"a swarm too small for the app while it rolls", []stacks.SwarmNode{{Name: "two-cpus", Data: true, CPUs: 2e9, Memory: 64 << 30}}, nil,
+			"reserve 3.35 CPUs and 3264M, and the swarm's 1 ready node(s) offer 2.00 CPUs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := run(t, onSwarm(t, "prod"), stacks.WithSwarmNodes(func(string) ([]stacks.SwarmNode, error) {
+				return tc.nodes, tc.err
+			}))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.Empty(t, res.Resources, "nothing is declared")
+		})
+	}
+	t.Run("the seed's reservations fit a data node of 4 CPUs", func(t *testing.T) {
+		_, err := run(t, onSwarm(t, "prod"), stacks.WithSwarmNodes(func(string) ([]stacks.SwarmNode, error) {
+			return []stacks.SwarmNode{{Name: "four", Data: true, CPUs: 4e9, Memory: 8 << 30}}, nil
 		}))
-		require.Error(t, err)
-		assert.Contains(t, err.Error(), "docker swarm: ")
-		assert.Empty(t, res.Resources)
+		require.NoError(t, err)
 	})
 }
 

@@ -1,0 +1,230 @@
+package e2e
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// brokenAppImage is an app image that never becomes healthy, for the rollback step.
+const brokenAppImage = "maricusco:broken-e2e"
+
+// swarmServices are the services the swarm target runs: the seed's six and the backups, no nginx.
+var swarmServices = []string{"maricusco-app", "maricusco-backup", "maricusco-chromadb", "maricusco-grafana", "maricusco-postgres", "maricusco-prometheus", "maricusco-redis"}
+
+// singleNodeSwarm puts the engine in swarm mode with its node labelled as the data node, and
+// leaves swarm mode again after the test if it was off before.
+func singleNodeSwarm(t *testing.T, e engine) {
+	t.Helper()
+	state := e.mustDocker(t, "info", "--format", "{{.Swarm.LocalNodeState}}")
+	if state != "active" {
+		out, err := e.docker("swarm", "init")
+		if err != nil && strings.Contains(out, "advertise") {
+			out, err = e.docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+		}
+		require.NoError(t, err, "docker swarm init: %s", out)
+		t.Cleanup(func() {
+			_, _ = e.docker("swarm", "leave", "--force")
+			// Swarm mode leaves its gateway bridge behind; the engine is as it was without it.
+			_, _ = e.docker("network", "rm", "docker_gwbridge")
+		})
+	}
+	e.mustDocker(t, "node", "update", "--label-add", "maricusco.data=true", e.mustDocker(t, "info", "--format", "{{.Swarm.NodeID}}"))
+}
+
+// services are the names of the swarm services that carry the stack's label.
+func (p *project) services(t *testing.T, stack string) []string {
+	t.Helper()
+	out := p.engine.mustDocker(t, "service", "ls", "--filter", "label=maricusco.stack="+stack, "--format", "{{.Name}}")
+	names := strings.Fields(out)
+	sort.Strings(names)
+	return names
+}
+
+// task is the container of the service's running task on this node.
+func (p *project) task(t *testing.T, service string) string {
+	t.Helper()
+	out := p.engine.mustDocker(t, "ps", "--filter", "label=com.docker.swarm.service.name="+service, "--filter", "health=healthy", "--format", "{{.Names}}")
+	names := strings.Fields(out)
+	require.NotEmpty(t, names, "no healthy task of %s", service)
+	return names[0]
+}
+
+// healthyTasks counts the service's running, healthy task containers.
+func (p *project) healthyTasks(t *testing.T, service string) int {
+	t.Helper()
+	out := p.engine.mustDocker(t, "ps", "--filter", "label=com.docker.swarm.service.name="+service, "--filter", "health=healthy", "--format", "{{.Names}}")
+	return len(strings.Fields(out))
+}
+
+// serviceImage is the image a service's spec runs now.
+func (p *project) serviceImage(t *testing.T, service string) string {
+	t.Helper()
+	return p.engine.mustDocker(t, "service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", service)
+}
+
+// TestSwarmLifecycle deploys prod, moved to the swarm target, on a single-node swarm of the host
+// engine. Healthchecks run every 5s (the default is the seed's 30s): a swarm task has no fast start
+// phase, so each step would otherwise wait half a minute per task.
+func TestSwarmLifecycle(t *testing.T) {
+	requireRealEngine(t)
+	const stack = "prod"
+	e := hostEngine(t)
+	if leftovers, err := e.docker("service", "ls", "--filter", "name=maricusco", "--format", "{{.Name}}"); err == nil && leftovers != "" {
+		t.Fatalf("%s already runs maricusco services (%s); the suite removes what it deploys, so run it on an engine without them", e.name, leftovers)
+	}
+	singleNodeSwarm(t, e)
+	p := forStack(t, e, stack)
+	var dockerfile strings.Builder
+	fmt.Fprintf(&dockerfile, "FROM %s\nENTRYPOINT [\"sleep\", \"infinity\"]\n", imageRefs(t)["app"][0])
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile.String()), 0o644))
+	e.mustDocker(t, "build", "-q", "-t", brokenAppImage, dir)
+	const engineName = "swarm, 1 node"
+	label := e.name + ", " + engineName
+
+	if !t.Run("up returns once every service has converged", func(t *testing.T) {
+		p.config(t, stack, "set", "orchestrator", "swarm")
+		p.config(t, stack, "set", "healthcheckInterval", "5s")
+		p.config(t, stack, "set", "healthcheckStartPeriod", "20s")
+		// The seed reserves 1.85 CPUs for the stateful services and 0.5 per app replica: more
+		// than this machine's 2 CPUs, which the program refuses up front. A tenth of a CPU each
+		// fits 4 replicas and a rolling one; the limits stay the seed's.
+		for _, svc := range swarmServices {
+			p.config(t, stack, "set", "--path", "resources."+strings.TrimPrefix(svc, "maricusco-")+".reservations.cpus", "0.1")
+		}
+		took := p.up(t, stack)
+		figure(t, label, "prod `up` from nothing to converged (s)", took.Seconds())
+		require.Equal(t, swarmServices, p.services(t, stack))
+		owners := e.mustDocker(t, "ps", "-a", "--filter", "label=maricusco.stack="+stack, "--format", `{{.Label "com.docker.swarm.service.name"}}`)
+		assert.NotContains(t, "\n"+owners+"\n", "\n\n", "no plain container: every one is a service's task")
+		for _, s := range swarmServices {
+			want := 1
+			if s == "maricusco-app" {
+				want = 2
+			}
+			assert.Equal(t, want, p.healthyTasks(t, s), "%s has converged when up returns", s)
+		}
+		driver := e.mustDocker(t, "network", "inspect", "--format", "{{.Driver}} {{.Attachable}}", "maricusco-network")
+		assert.Equal(t, "overlay true", driver)
+		limits := e.mustDocker(t, "service", "inspect", "--format", "{{json .Spec.TaskTemplate.Resources}}", "maricusco-postgres")
+		assert.JSONEq(t, `{"Limits":{"NanoCPUs":2000000000,"MemoryBytes":2147483648},"Reservations":{"NanoCPUs":100000000,"MemoryBytes":536870912}}`, limits)
+	}) {
+		return // every later step needs the deployment
+	}
+
+	t.Run("a second preview changes nothing", func(t *testing.T) {
+		changes := p.changes(t, stack)
+		assert.Empty(t, changes)
+		figure(t, label, "prod changes in the preview after `up`", len(changes))
+	})
+
+	t.Run("Prometheus finds every app replica through tasks.app", func(t *testing.T) {
+		prom := p.task(t, "maricusco-prometheus")
+		deadline := time.Now().Add(time.Minute)
+		for {
+			out, _ := e.docker("exec", prom, "wget", "-q", "-O", "-", "http://127.0.0.1:9090/api/v1/targets?state=active")
+			if strings.Count(out, `"job":"maricusco-app"`) == 2 && !strings.Contains(out, `"health":"down"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Prometheus does not scrape two app replicas: %s", tail(out, 5))
+			}
+			time.Sleep(2 * time.Second)
+		}
+	})
+
+	t.Run("replicas 2 to 4 to 2 under load", func(t *testing.T) {
+		for _, n := range []int{4, 2} {
+			r := p.upUnderLoad(t, stack, "appReplicas", fmt.Sprint(n))
+			assert.Equal(t, n, p.healthyTasks(t, "maricusco-app"))
+			figure(t, label, fmt.Sprintf("prod scaling to %d replicas (s)", n), r.took.Seconds())
+			figure(t, label, fmt.Sprintf("prod scaling to %d replicas: failed requests", n), r.failures())
+			assert.Zero(t, r.failed, "first failure: %v", r.firstErr)
+		}
+	})
+
+	t.Run("an app image rolls start-first with no failed request", func(t *testing.T) {
+		r := p.upUnderLoad(t, stack, "appImage", rolledAppImage)
+		figure(t, label, "prod image roll, 2 replicas (s)", r.took.Seconds())
+		figure(t, label, "prod image roll, 2 replicas: failed requests", r.failures())
+		assert.Zero(t, r.failed, "first failure: %v", r.firstErr)
+		assert.Positive(t, r.sent)
+		assert.Equal(t, rolledAppImage, p.serviceImage(t, "maricusco-app"))
+		assert.Equal(t, 2, p.healthyTasks(t, "maricusco-app"))
+	})
+
+	t.Run("a broken app image rolls back by itself while the old replicas serve", func(t *testing.T) {
+		l := startLoad("http://127.0.0.1:8000/", 10*time.Minute)
+		p.config(t, stack, "set", "appImage", brokenAppImage)
+		start := time.Now()
+		out, err := p.run(stack, "up", "--yes", "--skip-preview")
+		took := time.Since(start).Round(time.Second)
+		sent, failed := l.finish()
+		require.Error(t, err, "up reports the failed update:\n%s", tail(out, 20))
+		assert.Contains(t, out, "rollback")
+		figure(t, label, "prod broken image: up to rolled back (s)", took.Seconds())
+		figure(t, label, "prod broken image: failed requests", fmt.Sprintf("%d of %d", failed, sent))
+		assert.Zero(t, failed, "first failure: %v", l.firstErr.Load())
+		assert.Equal(t, rolledAppImage, p.serviceImage(t, "maricusco-app"), "the swarm rolled back to the last good image")
+		assert.Equal(t, 2, p.healthyTasks(t, "maricusco-app"))
+		p.config(t, stack, "set", "appImage", rolledAppImage)
+		p.up(t, stack)
+		assert.Empty(t, p.changes(t, stack), "back on the good image, the stack is settled")
+	})
+
+	t.Run("a rotated postgresPassword reaches the database and the old secret is gone", func(t *testing.T) {
+		old, err := url.Parse(p.outputs(t, stack)["postgresConnectionString"].(string))
+		require.NoError(t, err)
+		oldPassword, _ := old.User.Password()
+		secretsBefore := e.mustDocker(t, "secret", "ls", "--filter", "name=maricusco-postgres-postgres_password", "--format", "{{.Name}}")
+		const rotated = "rotated-by-the-e2e-suite-2"
+		p.config(t, stack, "set", "--secret", "postgresPassword", rotated)
+		took := p.up(t, stack)
+		figure(t, label, "prod postgresPassword rotation (s)", took.Seconds())
+		login := func(password string) error {
+			_, err := e.docker("exec", "-e", "PGPASSWORD="+password, "-e", "PGCONNECT_TIMEOUT=5", p.task(t, "maricusco-postgres"),
+				"psql", "-h", "127.0.0.1", "-U", "maricusco", "-d", "maricusco", "-tAc", "SELECT 1")
+			return err
+		}
+		assert.NoError(t, login(rotated), "the new password logs in over TCP")
+		assert.Error(t, login(oldPassword), "the old password is refused")
+		secretsAfter := e.mustDocker(t, "secret", "ls", "--filter", "name=maricusco-postgres-postgres_password", "--format", "{{.Name}}")
+		assert.Len(t, strings.Fields(secretsAfter), 1, "one secret of the password remains")
+		assert.NotEqual(t, secretsBefore, secretsAfter, "under a new name")
+		for _, s := range []string{"maricusco-app", "maricusco-backup"} {
+			assert.Positive(t, p.healthyTasks(t, s), "%s rolled onto the new secret and is healthy", s)
+		}
+		inspect := e.mustDocker(t, append([]string{"service", "inspect"}, swarmServices...)...)
+		grafana := p.outputs(t, stack)["grafanaAdminPassword"].(string)
+		for _, secret := range []string{rotated, oldPassword, grafana} {
+			assert.NotContains(t, inspect, secret, "docker service inspect shows no password")
+		}
+	})
+
+	t.Run("an on-demand backup runs in the backup service's task", func(t *testing.T) {
+		start := time.Now()
+		p.must(t, stack, "backup")
+		figure(t, label, "prod on-demand backup (s)", time.Since(start).Round(100*time.Millisecond).Seconds())
+		out := e.mustDocker(t, "exec", p.task(t, "maricusco-backup"), "sh", "-c", "ls -1 /backups/maricusco-*.dump")
+		assert.NotEmpty(t, strings.Fields(out))
+	})
+
+	t.Run("destroy removes the services and keeps the volumes", func(t *testing.T) {
+		p.config(t, stack, "set", "protect", "false")
+		p.up(t, stack)
+		p.must(t, stack, "destroy", "--yes", "--skip-preview")
+		assert.Empty(t, p.services(t, stack))
+		assert.Empty(t, e.mustDocker(t, "secret", "ls", "--filter", "name=maricusco", "--format", "{{.Name}}"))
+		assert.Empty(t, e.mustDocker(t, "config", "ls", "--filter", "name=maricusco", "--format", "{{.Name}}"))
+		p.assertVolumesKept(t, "by Docker after the destroy")
+	})
+}
