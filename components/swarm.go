@@ -23,7 +23,18 @@ const DataNodeLabel = "maricusco.data"
 
 // Swarm is the Docker Swarm target: one replicated service per platform service, behind the
 // routing mesh, with files and secrets as Docker configs and secrets.
-type Swarm struct{}
+type Swarm struct {
+	// EndpointMode is how a service's name resolves: vip (one virtual IP, balanced by IPVS, and
+	// the routing mesh for published ports) or dnsrr (one DNS record per task, nothing published),
+	// for hosts whose kernel has no IPVS.
+	EndpointMode string
+}
+
+// Endpoint modes of a swarm service.
+const (
+	EndpointVIP   = "vip"
+	EndpointDNSRR = "dnsrr"
+)
 
 // Orchestrator implements Target.
 func (Swarm) Orchestrator() string { return "swarm" }
@@ -52,16 +63,21 @@ func (Swarm) network(ctx *pulumi.Context, name, dockerName string, opts ...pulum
 }
 
 // workload turns spec into a swarm service.
-func (Swarm) workload(ctx *pulumi.Context, name string, rt Runtime, spec ContainerSpec, opts ...pulumi.ResourceOption) (Workload, error) {
+func (s Swarm) workload(ctx *pulumi.Context, name string, rt Runtime, spec ContainerSpec, opts ...pulumi.ResourceOption) (Workload, error) {
 	container := docker.ServiceTaskSpecContainerSpecArgs{
-		Image:       spec.Image,
-		Env:         pulumi.StringMap(spec.Env),
+		Image: spec.Image,
+		// Stated empty: the provider plans an unset sysctl as a change on every preview.
+		Sysctl:      pulumi.StringMap{},
 		Labels:      serviceContainerLabels(rt.Labels),
 		Healthcheck: swarmHealthcheck(rt.Health, spec.HealthCheck),
 		CapDrops:    pulumi.StringArray{pulumi.String("ALL")},
 		ReadOnly:    pulumi.Bool(spec.readOnlyRoot()),
 		// PostgreSQL writes its shutdown checkpoint, an app instance finishes its requests.
 		StopGracePeriod: pulumi.String(shortDuration(StopGraceSeconds * time.Second)),
+	}
+	// Set only when there is one: the provider reads no environment back as none, not as empty.
+	if len(spec.Env) > 0 {
+		container.Env = pulumi.StringMap(spec.Env)
 	}
 	if len(spec.Capabilities) > 0 {
 		container.CapAdds = capabilities(spec.Capabilities)
@@ -129,6 +145,8 @@ func (Swarm) workload(ctx *pulumi.Context, name string, rt Runtime, spec Contain
 		RestartPolicy: docker.ServiceTaskSpecRestartPolicyArgs{
 			Condition: pulumi.String(swarmRestartCondition(rt.Restart)),
 			Delay:     pulumi.String("5s"),
+			// What the provider reads back for an unbounded window.
+			Window: pulumi.String("0s"),
 		},
 		NetworksAdvanceds: docker.ServiceTaskSpecNetworksAdvancedArray{docker.ServiceTaskSpecNetworksAdvancedArgs{
 			Name:    rt.Network,
@@ -182,7 +200,10 @@ func (Swarm) workload(ctx *pulumi.Context, name string, rt Runtime, spec Contain
 			Protocol:      pulumi.String("tcp"),
 		})
 	}
-	if len(ports) > 0 {
+	switch {
+	case s.EndpointMode == EndpointDNSRR:
+		args.EndpointSpec = docker.ServiceEndpointSpecArgs{Mode: pulumi.String(EndpointDNSRR)}
+	case len(ports) > 0:
 		args.EndpointSpec = docker.ServiceEndpointSpecArgs{Ports: ports}
 	}
 	if len(spec.After) > 0 || len(deps) > 0 {

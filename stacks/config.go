@@ -45,6 +45,8 @@ type Config struct {
 	Logging components.Logging
 	// Orchestrator is the target: docker (containers on one engine) or swarm.
 	Orchestrator string
+	// SwarmEndpointMode is how swarm services are reached: vip (routing mesh) or dnsrr.
+	SwarmEndpointMode string
 	// Services are the per-service settings, by the seed's service name.
 	Services map[string]*ServiceConfig
 	// App is the application's settings.
@@ -106,7 +108,7 @@ func (c *Config) deployed() []string {
 // Target is the orchestrator the stack deploys to.
 func (c *Config) Target() components.Target {
 	if c.Orchestrator == "swarm" {
-		return components.Swarm{}
+		return components.Swarm{EndpointMode: c.SwarmEndpointMode}
 	}
 	return components.DockerEngine{}
 }
@@ -184,6 +186,7 @@ func declare(r *reader, stack string) *Config {
 		c.Environment = stack
 	}
 	c.Orchestrator = r.str("orchestrator", "docker", "Where the stack runs: docker (containers on one engine) or swarm (services on a Docker Swarm cluster; README: Running on a cluster).")
+	c.SwarmEndpointMode = r.str("swarmEndpointMode", components.EndpointVIP, "swarm only: vip (each service one virtual IP, ports published through the routing mesh) or dnsrr (one DNS record per task, nothing published), for kernels without IPVS.")
 	c.DockerHost = r.str("dockerHost", "", "Docker daemon to deploy to (unix://, tcp:// or ssh://user@host); empty follows DOCKER_HOST, then the local socket.")
 	c.EngineAPIVersion = r.str("dockerApiVersion", "", "Docker Engine API version of the target, e.g. 1.41; empty asks the engine. From 1.44 (Docker 25) on, healthchecks get the fast start phase.")
 	c.Prefix = r.str("namePrefix", "maricusco", "Prefix of every Docker name: containers <prefix>-<service>, volumes <prefix>_<service>_data, network <prefix>-network.")

@@ -42,6 +42,12 @@ func validate(r *reader, c *Config, stack string) {
 	if c.Orchestrator != "docker" && c.Orchestrator != "swarm" {
 		r.fail("orchestrator", "%q is not an orchestrator; use docker (one engine) or swarm (a Docker Swarm cluster)", c.Orchestrator)
 	}
+	switch {
+	case c.SwarmEndpointMode != components.EndpointVIP && c.SwarmEndpointMode != components.EndpointDNSRR:
+		r.fail("swarmEndpointMode", "%q is not an endpoint mode; use vip or dnsrr", c.SwarmEndpointMode)
+	case c.SwarmEndpointMode == components.EndpointDNSRR && c.Orchestrator != "swarm":
+		r.fail("swarmEndpointMode", "dnsrr applies to swarm services only; remove it, or set orchestrator swarm")
+	}
 	if c.DockerHost != "" {
 		if u, err := url.Parse(c.DockerHost); err != nil || (u.Scheme != "unix" && u.Scheme != "tcp" && u.Scheme != "ssh" && u.Scheme != "npipe") {
 			r.fail("dockerHost", "%q is not a Docker host; write unix:///var/run/docker.sock, tcp://host:2376 or ssh://user@host", c.DockerHost)
@@ -155,6 +161,10 @@ func validatePorts(r *reader, c *Config) {
 			}
 		}
 		bound = append(bound, binding{svc, hp})
+		if c.Orchestrator == "swarm" && c.SwarmEndpointMode == components.EndpointDNSRR {
+			r.fail(key, "cannot be published with swarmEndpointMode dnsrr, which has no routing mesh; unpublish it (empty value) and reach it through a proxy on the attachable network, or use vip")
+			continue
+		}
 		if c.Orchestrator == "swarm" && hp.IP != "0.0.0.0" {
 			r.fail(key, "%s:%d cannot be published under swarm: the routing mesh publishes a port on every address of every node, never on one address; publish it on 0.0.0.0, or unpublish it (empty value) and reach it from a container on the attachable network", hp.IP, hp.Port)
 		}

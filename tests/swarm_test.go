@@ -357,3 +357,33 @@ func TestScalingTheAppOnSwarmChangesOnlyItsReplicas(t *testing.T) {
 	assert.Equal(t, Plan{Changed: []string{serviceType + "::app-service"}}, planDiff(before, after))
 	assert.Equal(t, 4.0, obj(after.Service(t, "maricusco-app").Inputs["mode"], "replicated", "replicas").NumberValue())
 }
+
+func TestDNSRoundRobinResolvesEveryServiceToItsTasksAndPublishesNothing(t *testing.T) {
+	sc := onSwarm(t, "prod").with("swarmEndpointMode", "dnsrr").with("ports", map[string]string{"app": "", "grafana": ""})
+	res := mustRun(t, sc)
+	for name, s := range res.Services() {
+		assert.Equal(t, "dnsrr", obj(s.Inputs["endpointSpec"], "mode").StringValue(), name)
+		assert.Empty(t, arr(obj(s.Inputs["endpointSpec"], "ports")), name)
+	}
+	vip := mustRun(t, onSwarm(t, "prod"))
+	assert.False(t, obj(vip.Service(t, "maricusco-postgres").Inputs["endpointSpec"], "mode").HasValue(), "vip is the swarm's own default")
+
+	for _, tc := range []struct {
+		name string
+		sc   StackConfig
+		want string
+	}{
+		{"dnsrr with the default published ports", onSwarm(t, "prod").with("swarmEndpointMode", "dnsrr"),
+			"ports.app: cannot be published with swarmEndpointMode dnsrr, which has no routing mesh"},
+		{"dnsrr on one engine", loadStack(t, "prod").with("swarmEndpointMode", "dnsrr"),
+			"swarmEndpointMode: dnsrr applies to swarm services only"},
+		{"an unknown mode", onSwarm(t, "prod").with("swarmEndpointMode", "ipvs"),
+			`swarmEndpointMode: "ipvs" is not an endpoint mode; use vip or dnsrr`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := run(t, tc.sc)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
