@@ -242,6 +242,11 @@ func (m *swarmFiles) add(ctx *pulumi.Context, name, service string, f File, opts
 		return base64.StdEncoding.EncodeToString([]byte(content))
 	}).(pulumi.StringOutput)
 	const readOnly = 0o444
+	// The bridge asks to delete an explicitly named object before creating its replacement
+	// (pulumi-terraform-bridge v3.116.0, tfbridge/schema.go, nameRequiresDeleteBeforeReplace),
+	// and Docker refuses to delete a secret a service mounts: the new object comes first, the
+	// services move to it, and the old one goes at the end.
+	opts = append(slices.Clip(opts), pulumi.DeleteBeforeReplace(false))
 	if f.Secret {
 		s, err := docker.NewSecret(ctx, child, &docker.SecretArgs{Name: dockerName, Data: pulumi.ToSecret(data).(pulumi.StringOutput)}, opts...)
 		if err != nil {

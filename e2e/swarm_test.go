@@ -59,11 +59,18 @@ func (p *project) task(t *testing.T, service string) string {
 	return names[0]
 }
 
-// healthyTasks counts the service's running, healthy task containers.
+// healthyTasks counts the service's tasks that should run and do: with a healthcheck, a swarm
+// task is Running only once healthy. (An old task still stopping is not counted.)
 func (p *project) healthyTasks(t *testing.T, service string) int {
 	t.Helper()
-	out := p.engine.mustDocker(t, "ps", "--filter", "label=com.docker.swarm.service.name="+service, "--filter", "health=healthy", "--format", "{{.Names}}")
-	return len(strings.Fields(out))
+	out := p.engine.mustDocker(t, "service", "ps", service, "--filter", "desired-state=running", "--format", "{{.CurrentState}}")
+	n := 0
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "Running") {
+			n++
+		}
+	}
+	return n
 }
 
 // serviceImage is the image a service's spec runs now.
@@ -222,7 +229,7 @@ func TestSwarmLifecycle(t *testing.T) {
 		deadline := time.Now().Add(time.Minute)
 		for {
 			out, _ := e.docker("exec", prom, "wget", "-q", "-O", "-", "http://127.0.0.1:9090/api/v1/targets?state=active")
-			if strings.Count(out, `"job":"maricusco-app"`) == 2 && !strings.Contains(out, `"health":"down"`) {
+			if strings.Count(out, `"scrapePool":"maricusco-app"`) == 2 && !strings.Contains(out, `"health":"down"`) {
 				break
 			}
 			if time.Now().After(deadline) {
