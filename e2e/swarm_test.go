@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -120,10 +121,16 @@ func (l *networkLoad) finish() (sent, failed int64) {
 	for {
 		out, err := l.e.docker("exec", l.name, "cat", "/tmp/result")
 		if err == nil {
-			var first string
-			_, _ = fmt.Sscan(out, &sent, &failed, &first)
-			if first != "" {
-				l.err = first
+			// The last line is the loop's "sent failed [first failure]"; docker may warn before it.
+			lines := strings.Split(out, "\n")
+			fields := strings.SplitN(lines[len(lines)-1], " ", 3)
+			require.GreaterOrEqual(l.t, len(fields), 2, "the request loop's result: %q", out)
+			sent, err = strconv.ParseInt(fields[0], 10, 64)
+			require.NoError(l.t, err, "the request loop's result: %q", out)
+			failed, err = strconv.ParseInt(fields[1], 10, 64)
+			require.NoError(l.t, err, "the request loop's result: %q", out)
+			if len(fields) == 3 && strings.TrimSpace(fields[2]) != "" {
+				l.err = fields[2]
 			}
 			_, _ = l.e.docker("rm", "-f", l.name)
 			return sent, failed
@@ -183,23 +190,27 @@ func TestSwarmLifecycle(t *testing.T) {
 		return rollout{took: took, sent: sent, failed: failed, firstErr: l.first()}
 	}
 
-	if !t.Run("up returns once every service has converged", func(t *testing.T) {
-		p.config(t, stack, "set", "orchestrator", "swarm")
+	if !t.Run("the move from containers keeps the data, and up returns once every service has converged", func(t *testing.T) {
 		p.config(t, stack, "set", "healthcheckInterval", "5s")
 		p.config(t, stack, "set", "healthcheckStartPeriod", "20s")
-		if mode == "dnsrr" {
-			p.config(t, stack, "set", "swarmEndpointMode", "dnsrr")
-			p.config(t, stack, "set", "--path", "ports.app", "")
-			p.config(t, stack, "set", "--path", "ports.grafana", "")
-		}
 		// The seed reserves 1.85 CPUs for the stateful services and 0.5 per app replica: more
 		// than this machine's 2 CPUs, which the program refuses up front. A tenth of a CPU each
 		// fits 4 replicas and a rolling one; the limits stay the seed's.
 		for _, svc := range swarmServices {
 			p.config(t, stack, "set", "--path", "resources."+strings.TrimPrefix(svc, "maricusco-")+".reservations.cpus", "0.1")
 		}
+		// First the stack as containers on the engine, holding a row.
+		p.up(t, stack)
+		p.psql(t, "maricusco-postgres", "CREATE TABLE e2e_rows (id serial PRIMARY KEY, note text); INSERT INTO e2e_rows (note) VALUES ('from containers')")
+		p.config(t, stack, "set", "orchestrator", "swarm")
+		if mode == "dnsrr" {
+			p.config(t, stack, "set", "swarmEndpointMode", "dnsrr")
+			p.config(t, stack, "set", "--path", "ports.app", "")
+			p.config(t, stack, "set", "--path", "ports.grafana", "")
+		}
 		took := p.up(t, stack)
-		figure(t, label, "prod `up` from nothing to converged (s)", took.Seconds())
+		figure(t, label, "prod move from containers to services, `up` to converged (s)", took.Seconds())
+		assert.Equal(t, "from containers", p.psql(t, p.task(t, "maricusco-postgres"), "SELECT note FROM e2e_rows"), "the services start on the volumes the containers left")
 		require.Equal(t, swarmServices, p.services(t, stack))
 		owners := e.mustDocker(t, "ps", "-a", "--filter", "label=maricusco.stack="+stack, "--format", `{{.Label "com.docker.swarm.service.name"}}`)
 		assert.NotContains(t, "\n"+owners+"\n", "\n\n", "no plain container: every one is a service's task")
@@ -246,6 +257,7 @@ func TestSwarmLifecycle(t *testing.T) {
 			figure(t, label, fmt.Sprintf("prod scaling to %d replicas (s)", n), r.took.Seconds())
 			figure(t, label, fmt.Sprintf("prod scaling to %d replicas: failed requests", n), r.failures())
 			assert.Zero(t, r.failed, "first failure: %v", r.firstErr)
+			assert.Positive(t, r.sent, "the request loop ran")
 		}
 	})
 
