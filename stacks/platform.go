@@ -101,7 +101,10 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 			return nil, fmt.Errorf("log: %w", err)
 		}
 	}
-	health, err := healthFor(ctx, cfg, o)
+	if err := checkTarget(cfg, o); err != nil {
+		return nil, err
+	}
+	health, err := healthFor(ctx, cfg, o.engineAPI)
 	if err != nil {
 		return nil, err
 	}
@@ -214,24 +217,30 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 	return p, nil
 }
 
+// checkTarget tells why the target cannot run the stack, before anything is declared: on a swarm,
+// the engine must be a manager whose nodes have room for what the services reserve.
+func checkTarget(cfg *Config, o options) error {
+	if cfg.Orchestrator != "swarm" {
+		return nil
+	}
+	nodes, err := o.swarmNodes(DockerHost(cfg.DockerHost))
+	if err == nil {
+		err = checkSwarmFits(cfg, cfg.deployed(), nodes)
+	}
+	if err != nil {
+		return fmt.Errorf("docker swarm: %w", err)
+	}
+	return nil
+}
+
 // healthFor is the stack's healthcheck timing on its target: without the start interval on an
 // engine too old to take one, or on a swarm, whose services the docker provider gives none.
-// On a swarm, it first checks that the target can run the stack at all.
-func healthFor(ctx *pulumi.Context, cfg *Config, o options) (components.HealthTiming, error) {
+func healthFor(ctx *pulumi.Context, cfg *Config, probe func(string) (string, error)) (components.HealthTiming, error) {
 	health, api := cfg.Health, cfg.EngineAPIVersion
 	if cfg.Orchestrator == "swarm" {
-		host := DockerHost(cfg.DockerHost)
-		nodes, err := o.swarmNodes(host)
-		if err == nil {
-			err = checkSwarmFits(cfg, cfg.deployed(), nodes)
-		}
-		if err != nil {
-			return health, fmt.Errorf("docker swarm: %w", err)
-		}
 		health.StartInterval = 0
 		return health, nil
 	}
-	probe := o.engineAPI
 	if api == "" {
 		host := DockerHost(cfg.DockerHost)
 		var err error
