@@ -230,12 +230,20 @@ func NewServiceContainer(ctx *pulumi.Context, resourceName string, rt Runtime, s
 	return c, nil
 }
 
-func containerLabels(labels map[string]string) docker.ContainerLabelArray {
-	out := make(docker.ContainerLabelArray, 0, len(labels))
+// sortedLabels turns labels into the provider's label entries, made by entry, in key order so that
+// the same labels always give the same inputs.
+func sortedLabels[T any](labels map[string]string, entry func(label, value pulumi.String) T) []T {
+	out := make([]T, 0, len(labels))
 	for _, k := range slices.Sorted(maps.Keys(labels)) {
-		out = append(out, docker.ContainerLabelArgs{Label: pulumi.String(k), Value: pulumi.String(labels[k])})
+		out = append(out, entry(pulumi.String(k), pulumi.String(labels[k])))
 	}
 	return out
+}
+
+func containerLabels(labels map[string]string) docker.ContainerLabelArray {
+	return sortedLabels(labels, func(l, v pulumi.String) docker.ContainerLabelInput {
+		return docker.ContainerLabelArgs{Label: l, Value: v}
+	})
 }
 
 func tmpfs(paths []string) pulumi.StringMap {

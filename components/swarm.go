@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -311,17 +310,13 @@ func shortDuration(d time.Duration) string {
 }
 
 func serviceLabels(labels map[string]string) docker.ServiceLabelArray {
-	out := docker.ServiceLabelArray{}
-	for _, k := range slices.Sorted(maps.Keys(labels)) {
-		out = append(out, docker.ServiceLabelArgs{Label: pulumi.String(k), Value: pulumi.String(labels[k])})
-	}
-	return out
+	return sortedLabels(labels, func(l, v pulumi.String) docker.ServiceLabelInput {
+		return docker.ServiceLabelArgs{Label: l, Value: v}
+	})
 }
 
 func serviceContainerLabels(labels map[string]string) docker.ServiceTaskSpecContainerSpecLabelArray {
-	out := docker.ServiceTaskSpecContainerSpecLabelArray{}
-	for _, k := range slices.Sorted(maps.Keys(labels)) {
-		out = append(out, docker.ServiceTaskSpecContainerSpecLabelArgs{Label: pulumi.String(k), Value: pulumi.String(labels[k])})
-	}
-	return out
+	return sortedLabels(labels, func(l, v pulumi.String) docker.ServiceTaskSpecContainerSpecLabelInput {
+		return docker.ServiceTaskSpecContainerSpecLabelArgs{Label: l, Value: v}
+	})
 }

@@ -145,6 +145,8 @@ func describe(host string) (engine, error) {
 type project struct {
 	dir    string
 	engine engine
+	// startRequests starts the request loop of upUnderLoad (nil: against the published port).
+	startRequests func(t *testing.T) requests
 }
 
 func newProject(t *testing.T, e engine) *project {
@@ -277,7 +279,14 @@ func (p *project) urn(t *testing.T, stack, name string) string {
 // containers are the names of the containers that carry the stack's label.
 func (p *project) containers(t *testing.T, stack string) []string {
 	t.Helper()
-	out := p.engine.mustDocker(t, "ps", "-a", "--filter", "label=maricusco.stack="+stack, "--format", "{{.Names}}")
+	return p.labelled(t, stack, "{{.Names}}", "ps", "-a")
+}
+
+// labelled lists, sorted, the names (name, as the list's --format spells it) of the Docker
+// objects that `docker <list...>` shows with the stack's label.
+func (p *project) labelled(t *testing.T, stack, name string, list ...string) []string {
+	t.Helper()
+	out := p.engine.mustDocker(t, append(list, "--filter", "label=maricusco.stack="+stack, "--format", name)...)
 	names := strings.Fields(out)
 	sort.Strings(names)
 	return names
@@ -393,15 +402,31 @@ type rollout struct {
 
 func (r rollout) failures() string { return fmt.Sprintf("%d of %d", r.failed, r.sent) }
 
-// upUnderLoad sets one config key and runs `up` while a request loop hits the app's published
-// port (127.0.0.1:8000 in both stacks).
+// requests is a bounded request loop against the app that counts failed requests.
+type requests interface {
+	finish() (sent, failed int64)
+	first() any
+}
+
+func (l *load) first() any { return l.firstErr.Load() }
+
+// requestLoop starts the project's request loop: by default against the app's published port
+// (127.0.0.1:8000 in both stacks).
+func (p *project) requestLoop(t *testing.T) requests {
+	if p.startRequests != nil {
+		return p.startRequests(t)
+	}
+	return startLoad("http://127.0.0.1:8000/", 10*time.Minute)
+}
+
+// upUnderLoad sets one config key and runs `up` while the request loop hits the app.
 func (p *project) upUnderLoad(t *testing.T, stack, key, value string) rollout {
 	t.Helper()
-	l := startLoad("http://127.0.0.1:8000/", 10*time.Minute)
+	l := p.requestLoop(t)
 	p.config(t, stack, "set", key, value)
 	took := p.up(t, stack)
 	sent, failed := l.finish()
-	return rollout{took: took, sent: sent, failed: failed, firstErr: l.firstErr.Load()}
+	return rollout{took: took, sent: sent, failed: failed, firstErr: l.first()}
 }
 
 // finish stops the loop and returns the requests sent and failed.

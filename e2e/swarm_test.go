@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,10 +44,7 @@ func singleNodeSwarm(t *testing.T, e engine) {
 // services are the names of the swarm services that carry the stack's label.
 func (p *project) services(t *testing.T, stack string) []string {
 	t.Helper()
-	out := p.engine.mustDocker(t, "service", "ls", "--filter", "label=maricusco.stack="+stack, "--format", "{{.Name}}")
-	names := strings.Fields(out)
-	sort.Strings(names)
-	return names
+	return p.labelled(t, stack, "{{.Name}}", "service", "ls")
 }
 
 // task is the container of the service's running task on this node.
@@ -79,14 +75,6 @@ func (p *project) serviceImage(t *testing.T, service string) string {
 	t.Helper()
 	return p.engine.mustDocker(t, "service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", service)
 }
-
-// requests is a bounded request loop against the app that counts failed requests.
-type requests interface {
-	finish() (sent, failed int64)
-	first() any
-}
-
-func (l *load) first() any { return l.firstErr.Load() }
 
 // networkLoad is a request loop inside a container on the stack's attachable network, for a
 // swarm without a routing mesh: it asks app:8000 every 50 ms, as a proxy in front would.
@@ -176,18 +164,8 @@ func TestSwarmLifecycle(t *testing.T) {
 		t.Log(msg)
 	}
 	label := fmt.Sprintf("%s, swarm of 1 node, %s", e.name, mode)
-	loadUntil := func(t *testing.T) requests {
-		if mode == "vip" {
-			return startLoad("http://127.0.0.1:8000/", 10*time.Minute)
-		}
-		return startNetworkLoad(t, e, imageRefs(t)["app"][0])
-	}
-	upUnderLoad := func(t *testing.T, key, value string) rollout {
-		l := loadUntil(t)
-		p.config(t, stack, "set", key, value)
-		took := p.up(t, stack)
-		sent, failed := l.finish()
-		return rollout{took: took, sent: sent, failed: failed, firstErr: l.first()}
+	if mode == "dnsrr" {
+		p.startRequests = func(t *testing.T) requests { return startNetworkLoad(t, e, imageRefs(t)["app"][0]) }
 	}
 
 	if !t.Run("the move from containers keeps the data, and up returns once every service has converged", func(t *testing.T) {
@@ -252,7 +230,7 @@ func TestSwarmLifecycle(t *testing.T) {
 
 	t.Run("replicas 2 to 4 to 2 under load", func(t *testing.T) {
 		for _, n := range []int{4, 2} {
-			r := upUnderLoad(t, "appReplicas", fmt.Sprint(n))
+			r := p.upUnderLoad(t, stack, "appReplicas", fmt.Sprint(n))
 			assert.Equal(t, n, p.healthyTasks(t, "maricusco-app"))
 			figure(t, label, fmt.Sprintf("prod scaling to %d replicas (s)", n), r.took.Seconds())
 			figure(t, label, fmt.Sprintf("prod scaling to %d replicas: failed requests", n), r.failures())
@@ -262,7 +240,7 @@ func TestSwarmLifecycle(t *testing.T) {
 	})
 
 	t.Run("an app image rolls start-first with no failed request", func(t *testing.T) {
-		r := upUnderLoad(t, "appImage", rolledAppImage)
+		r := p.upUnderLoad(t, stack, "appImage", rolledAppImage)
 		figure(t, label, "prod image roll, 2 replicas (s)", r.took.Seconds())
 		figure(t, label, "prod image roll, 2 replicas: failed requests", r.failures())
 		assert.Zero(t, r.failed, "first failure: %v", r.firstErr)
@@ -272,7 +250,7 @@ func TestSwarmLifecycle(t *testing.T) {
 	})
 
 	t.Run("a broken app image rolls back by itself while the old replicas serve", func(t *testing.T) {
-		l := loadUntil(t)
+		l := p.requestLoop(t)
 		p.config(t, stack, "set", "appImage", brokenAppImage)
 		start := time.Now()
 		out, err := p.run(stack, "up", "--yes", "--skip-preview")

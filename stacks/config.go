@@ -96,13 +96,12 @@ func (c *Config) Service(name string) *ServiceConfig {
 	return s
 }
 
-// deployed are the services the stack runs on a swarm: the seed's six, and the backups when on.
+// deployed are the services the stack runs on a swarm: every service but the load balancer, which
+// the routing mesh replaces, and the backups when they are off.
 func (c *Config) deployed() []string {
-	out := []string{"app", "postgres", "redis", "chromadb", "prometheus", "grafana"}
-	if c.Backup.Enabled {
-		out = append(out, "backup")
-	}
-	return out
+	return slices.DeleteFunc(slices.Clone(Services), func(s string) bool {
+		return s == "lb" || (s == "backup" && !c.Backup.Enabled)
+	})
 }
 
 // Target is the orchestrator the stack deploys to.

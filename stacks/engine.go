@@ -36,7 +36,7 @@ func SupportsStartInterval(api string) bool {
 // EngineAPIVersion asks the Docker engine at host for its API version.
 func EngineAPIVersion(host string) (string, error) {
 	var v struct{ APIVersion string }
-	if err := askEngine(host, "/version", []string{"version", "--format", "{{json .Server}}"}, &v); err != nil {
+	if err := askEngine(host, "/version", dockerCLI("version", "--format", "{{json .Server}}"), &v); err != nil {
 		return "", err
 	}
 	return v.APIVersion, nil
@@ -62,7 +62,7 @@ func SwarmNodes(host string) ([]SwarmNode, error) {
 			ControlAvailable bool
 		}
 	}
-	if err := askEngine(host, "/info", []string{"info", "--format", "{{json .}}"}, &info); err != nil {
+	if err := askEngine(host, "/info", dockerCLI("info", "--format", "{{json .}}"), &info); err != nil {
 		return nil, err
 	}
 	if info.Swarm.LocalNodeState != "active" || !info.Swarm.ControlAvailable {
@@ -79,7 +79,7 @@ func SwarmNodes(host string) ([]SwarmNode, error) {
 		}
 		Status struct{ State string }
 	}
-	if err := askEngine(host, "/nodes", []string{"node", "ls", "--quiet"}, &nodes); err != nil {
+	if err := askEngine(host, "/nodes", inspectNodes, &nodes); err != nil {
 		return nil, err
 	}
 	var out []SwarmNode
@@ -146,9 +146,26 @@ func checkSwarmFits(c *Config, services []string, nodes []SwarmNode) error {
 	return nil
 }
 
+// cliQuery asks the docker CLI, through run, for what an API path answers, as JSON.
+type cliQuery func(run func(args ...string) ([]byte, error)) ([]byte, error)
+
+// dockerCLI is the query `docker <args>`, whose --format '{{json ...}}' prints the API's JSON.
+func dockerCLI(args ...string) cliQuery {
+	return func(run func(args ...string) ([]byte, error)) ([]byte, error) { return run(args...) }
+}
+
+// inspectNodes is /nodes through the CLI: its node list has no labels, so each node is inspected.
+func inspectNodes(run func(args ...string) ([]byte, error)) ([]byte, error) {
+	ids, err := run("node", "ls", "--quiet")
+	if err != nil || len(strings.Fields(string(ids))) == 0 {
+		return []byte("[]"), err
+	}
+	return run(append([]string{"node", "inspect"}, strings.Fields(string(ids))...)...)
+}
+
 // askEngine reads one answer of the Docker Engine API at host into out: over the socket for
-// unix://, otherwise through the docker CLI (which knows ssh://, TLS and contexts) with args.
-func askEngine(host, path string, args []string, out any) error {
+// unix://, otherwise through the docker CLI (which knows ssh://, TLS and contexts) with cli.
+func askEngine(host, path string, cli cliQuery, out any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	u, err := url.Parse(host)
@@ -156,7 +173,17 @@ func askEngine(host, path string, args []string, out any) error {
 		return fmt.Errorf("%q: %w", host, err)
 	}
 	if u.Scheme != "unix" {
-		return askDockerCLI(ctx, host, path, args, out)
+		b, err := cli(func(args ...string) ([]byte, error) {
+			b, err := exec.CommandContext(ctx, "docker", append([]string{"--host", host}, args...)...).Output()
+			if err != nil {
+				return nil, fmt.Errorf("docker --host %s %s: %w", host, strings.Join(args, " "), err)
+			}
+			return b, nil
+		})
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(b, out)
 	}
 	client := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
@@ -178,26 +205,4 @@ func askEngine(host, path string, args []string, out any) error {
 		return fmt.Errorf("%s %s: %w", host, path, err)
 	}
 	return nil
-}
-
-// askDockerCLI runs `docker --host host <args>`, which prints the API's JSON (--format '{{json .}}'),
-// or for /nodes the node IDs, which it then inspects.
-func askDockerCLI(ctx context.Context, host, path string, args []string, out any) error {
-	b, err := exec.CommandContext(ctx, "docker", append([]string{"--host", host}, args...)...).Output()
-	if err != nil {
-		return fmt.Errorf("docker --host %s %s: %w", host, strings.Join(args, " "), err)
-	}
-	if path == "/nodes" {
-		// The CLI's node list has no labels; ask for each node's inspection instead.
-		ids := strings.Fields(string(b))
-		if len(ids) == 0 {
-			return json.Unmarshal([]byte("[]"), out)
-		}
-		b, err = exec.CommandContext(ctx, "docker", append([]string{"--host", host, "node", "inspect"}, ids...)...).Output()
-		if err != nil {
-			return fmt.Errorf("docker --host %s node inspect: %w", host, err)
-		}
-		return json.Unmarshal(b, out)
-	}
-	return json.Unmarshal(b, out)
 }

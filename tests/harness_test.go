@@ -315,14 +315,8 @@ func uploads(c Resource) (map[string]string, map[string]bool) {
 
 // strings reads a string array input.
 func strs(v resource.PropertyValue) []string {
-	for v.IsSecret() {
-		v = v.SecretValue().Element
-	}
-	if !v.IsArray() {
-		return nil
-	}
 	var out []string
-	for _, e := range v.ArrayValue() {
+	for _, e := range arr(v) {
 		out = append(out, str(e))
 	}
 	return out
