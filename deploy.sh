@@ -5,14 +5,15 @@
 #   PULUMI_CONFIG_PASSPHRASE=... ./deploy.sh <dev|prod> [preview|up|refresh|destroy] [pulumi flags...]
 #   PULUMI_CONFIG_PASSPHRASE=... ./deploy.sh <dev|prod> config|stack <pulumi arguments...>
 #
-#   PULUMI_CONFIG_PASSPHRASE=... ./deploy.sh <dev|prod> backup
-#   PULUMI_CONFIG_PASSPHRASE=... ./deploy.sh <dev|prod> restore [DUMP] [--yes]
+#   PULUMI_CONFIG_PASSPHRASE=... ./deploy.sh <dev|prod> backup [--new-archive]
+#   PULUMI_CONFIG_PASSPHRASE=... ./deploy.sh <dev|prod> restore --list | --to TIME | --latest | NAME [--yes]
 #
 # config and stack run `pulumi config ...` and `pulumi stack ...` on the same backend and stack
 # (e.g. `./deploy.sh dev config set appReplicas 3`, `./deploy.sh prod stack output --json`).
-# backup takes a verified dump of the stack's database now; restore puts the newest good dump (or
-# DUMP, a file name in the backups volume) back into the running database, after a confirmation
-# that names the stack and the dump (--yes skips it, for CI). Both need the docker CLI.
+# backup takes a verified dump and base backup now; restore brings the database back to an
+# instant, to the last archived WAL, or to a named restore point, after a confirmation that names
+# the stack and what it restores (--yes skips it, for CI); scripts/backups.sh says more. Both
+# need the docker CLI.
 #
 # State goes to ./.pulumi-state unless PULUMI_BACKEND_URL names another backend. The passphrase
 # encrypts the stack's secrets; keep it, or the state's secrets cannot be read again.
@@ -50,51 +51,7 @@ if [ "$action" = destroy ] && [[ " $* " == *" --skip-preview "* ]] &&
   echo "the $stack stack is protected: destroy it with its preview (no --skip-preview), after lifting protect (README: Volumes)" >&2
   exit 2
 fi
-case "$action" in backup|restore) ;; *) exec "$PULUMI" "$action" --stack "$stack" "$@" ;; esac
-
-# backup and restore run the backup service's script in its container.
-if ! container=$("$PULUMI" stack output backupContainer --stack "$stack" 2>/dev/null); then
-  echo "the $stack stack runs no backup service: run '$0 $stack up' first, with backup.enabled true (the default)" >&2
-  exit 2
-fi
-host=$("$PULUMI" stack output dockerHost --stack "$stack")
-if [ "$("$PULUMI" stack output orchestrator --stack "$stack" 2>/dev/null)" = swarm ]; then
-  # On a swarm the backups run as the service's task, on the data node: dockerHost must be it.
-  service=$container
-  container=$(docker --host "$host" ps -q --filter "label=com.docker.swarm.service.name=$service" | head -n 1)
-  if [ -z "$container" ]; then
-    echo "no task of $service runs on $host: point dockerHost at the node labelled maricusco.data=true (README: Running on a cluster)" >&2
-    exit 2
-  fi
-fi
-in_backup() { docker --host "$host" exec "$container" /bin/sh /run/maricusco/backup.sh "$@"; }
-if [ "$action" = backup ]; then
-  in_backup once
-  exit
-fi
-yes=false dump=
-for arg in "$@"; do
-  case "$arg" in
-    --yes|-y) yes=true ;;
-    -*) echo "restore takes [DUMP] [--yes], not $arg" >&2; exit 2 ;;
-    *) dump=$arg ;;
-  esac
-done
-[ -n "$dump" ] || dump=$(in_backup newest)
-if [ -z "$dump" ]; then
-  echo "no good dump in the $stack stack's backups: take one with '$0 $stack backup'" >&2
-  exit 1
-fi
-if ! $yes; then
-  if [ ! -t 0 ]; then
-    echo "restore replaces the $stack database's data: confirm with --yes when no one is at a terminal" >&2
-    exit 2
-  fi
-  printf 'Restore %s into the database of the %s stack (through %s)? Its data is replaced. Type the stack name to go on: ' "$dump" "$stack" "$container" >&2
-  read -r answer
-  if [ "$answer" != "$stack" ]; then
-    echo "not restored" >&2
-    exit 1
-  fi
-fi
-in_backup restore "$dump"
+case "$action" in
+  backup|restore) PULUMI=$PULUMI exec bash scripts/backups.sh "$stack" "$action" "$@" ;;
+  *) exec "$PULUMI" "$action" --stack "$stack" "$@" ;;
+esac

@@ -7,29 +7,44 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
-// BackupDir is where the backup service writes its dumps.
+// BackupDir is where the backup service keeps its dumps, WAL archive and base backups.
 const BackupDir = "/backups"
 
-// BackupScript is the backup service's program: the schedule, the on-demand backup, the
-// healthcheck and the restore (components/assets/backup.sh).
+// BackupHost is the backup service's DNS name on the platform network.
+const BackupHost = "backup"
+
+// BackupMetricsPort is where the backup service answers Prometheus with the archive's state.
+const BackupMetricsPort = 9188
+
+// BackupCheckEvery is how often the backup service checks the WAL archive against the database.
+const BackupCheckEvery = 5 * time.Second
+
+// BackupScript is the backup service's program: WAL streaming, base backups, dumps, health,
+// metrics and the steps of a restore (components/assets/backup.sh).
 var BackupScript = File{Name: "backup.sh"}
 
 // BackupArgs configure the backup service.
 type BackupArgs struct {
-	// ServiceArgs carry the PostgreSQL image, so the client matches the server.
+	// ServiceArgs carry the PostgreSQL image, so the tools match the server.
 	ServiceArgs
-	// Interval is the time between two scheduled dumps.
+	// Interval is the time between two scheduled base backups and dumps.
 	Interval time.Duration
-	// Keep is how many good dumps are kept.
+	// Keep is how many good base backups and dumps are kept.
 	Keep int
-	// Database, User and Password reach the database.
-	Database, User string
-	Password       pulumi.StringInput
-	// Postgres is the database's container: the first dump is taken once it is healthy.
+	// WALMaxAge is how long written WAL may wait for the archive while the service is healthy.
+	WALMaxAge time.Duration
+	// WALRetainedLimit is the WAL the slot may hold back on the database's disk while the
+	// service is healthy.
+	WALRetainedLimit UnitBytes
+	// Database names the database; Password is the backup role's (a secret).
+	Database string
+	Password pulumi.StringInput
+	// Postgres is the database's workload: streaming starts once it is healthy.
 	Postgres pulumi.Resource
 }
 
-// Backup takes verified pg_dump backups of the database on a schedule into its own volume.
+// Backup archives the database without pause: WAL streamed through a replication slot into its
+// own volume, verified base backups and logical dumps on a schedule.
 type Backup struct {
 	pulumi.ResourceState
 	Service
@@ -39,30 +54,35 @@ type Backup struct {
 // volume `backups` of project prefix.
 func BackupVolumeName(prefix string) string { return prefix + "_backups" }
 
-// NewBackup declares the backup service. Its first dump is taken once the database is healthy.
+// NewBackup declares the backup service.
 func NewBackup(ctx *pulumi.Context, name string, args *BackupArgs, opts ...pulumi.ResourceOption) (*Backup, error) {
 	b := &Backup{}
 	script, err := asset(BackupScript.Name)
 	if err != nil {
 		return nil, err
 	}
-	password := PostgresPasswordFile.With(args.Password)
+	password := PostgresBackupPasswordFile.With(args.Password)
 	svc, err := newService(ctx, name, b, args.ServiceArgs, serviceDecl{typ: "maricusco:components:Backup", service: "backup", spec: ContainerSpec{
-		Aliases:    []string{"backup"},
+		Aliases:    []string{BackupHost},
 		Entrypoint: []string{"/bin/sh", BackupScript.Path()},
 		Command:    []string{"serve"},
 		// The volume is created root-owned and no user of the image owns it: root, with every
 		// capability dropped, writes there (README: hardening exceptions).
 		User: "0",
 		Env: plainEnv(map[string]string{
-			"PGHOST":                  PostgresHost,
-			"PGPORT":                  strconv.Itoa(PostgresPort),
-			"PGDATABASE":              args.Database,
-			"PGUSER":                  args.User,
-			"POSTGRES_PASSWORD_FILE":  password.Path(),
-			"BACKUP_DIR":              BackupDir,
-			"BACKUP_INTERVAL_SECONDS": strconv.Itoa(int(args.Interval.Seconds())),
-			"BACKUP_KEEP":             strconv.Itoa(args.Keep),
+			"PGHOST":                          PostgresHost,
+			"PGPORT":                          strconv.Itoa(PostgresPort),
+			"PGDATABASE":                      args.Database,
+			"PGUSER":                          BackupRole,
+			"BACKUP_PASSWORD_FILE":            password.Path(),
+			"BACKUP_DIR":                      BackupDir,
+			"BACKUP_INTERVAL_SECONDS":         strconv.Itoa(int(args.Interval.Seconds())),
+			"BACKUP_KEEP":                     strconv.Itoa(args.Keep),
+			"BACKUP_WAL_SLOT":                 WALSlot,
+			"BACKUP_WAL_MAX_AGE_SECONDS":      strconv.Itoa(int(args.WALMaxAge.Seconds())),
+			"BACKUP_WAL_RETAINED_LIMIT_BYTES": strconv.FormatInt(int64(args.WALRetainedLimit), 10),
+			"BACKUP_METRICS_PORT":             strconv.Itoa(BackupMetricsPort),
+			"BACKUP_CHECK_SECONDS":            strconv.Itoa(int(BackupCheckEvery.Seconds())),
 		}),
 		Files:         []File{password, BackupScript.With(pulumi.String(script))},
 		HealthCheck:   []string{"CMD", "/bin/sh", BackupScript.Path(), "health"},

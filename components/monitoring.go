@@ -5,7 +5,9 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"strconv"
 	"text/template"
+	"time"
 )
 
 //go:embed assets
@@ -50,6 +52,29 @@ type PrometheusConfig struct {
 	RulesFile string
 	// AppDNS answers one A record per app instance (empty: AppHost, as on one engine).
 	AppDNS string
+	// Backups are scraped and alerted on when the stack runs them (nil: it does not).
+	Backups *BackupAlerting
+}
+
+// BackupJob is the Prometheus job that scrapes the backup service.
+const BackupJob = "maricusco-backup"
+
+// BackupAlerting is what the backup alerts watch: the WAL archive's limits and the schedule.
+type BackupAlerting struct {
+	// WALMaxAge is how long written WAL may wait for the archive.
+	WALMaxAge time.Duration
+	// WALRetainedLimit is the WAL the slot may hold back on the database's disk.
+	WALRetainedLimit UnitBytes
+	// Interval is the time between two base backups and dumps; 1.5 of them is too old.
+	Interval time.Duration
+}
+
+// Target is where Prometheus scrapes the backup service.
+func (BackupAlerting) Target() string { return BackupHost + ":" + strconv.Itoa(BackupMetricsPort) }
+
+// Seconds are the limits as the rules compare them.
+func (b BackupAlerting) Seconds() struct{ WALMaxAge, TooOld int64 } {
+	return struct{ WALMaxAge, TooOld int64 }{int64(b.WALMaxAge.Seconds()), int64(b.Interval.Seconds() * 3 / 2)}
 }
 
 // RenderPrometheusConfig renders prometheus.yml.
@@ -59,18 +84,18 @@ func RenderPrometheusConfig(c PrometheusConfig) (string, error) {
 	}
 	return render("prometheus.yml.tmpl", struct {
 		PrometheusConfig
-		AppJob string
-		Port   int
-	}{c, AppJob, PrometheusPort})
+		AppJob, BackupJob string
+		Port              int
+	}{c, AppJob, BackupJob, PrometheusPort})
 }
 
 // RenderAlertRules renders the alert rules file.
 func RenderAlertRules(c PrometheusConfig) (string, error) {
 	return render("alerts.yml.tmpl", struct {
 		PrometheusConfig
-		AppJob            string
+		AppJob, BackupJob string
 		ErrorRatioPercent float64
-	}{c, AppJob, c.ErrorRatio * 100})
+	}{c, AppJob, BackupJob, c.ErrorRatio * 100})
 }
 
 func render(name string, data any) (string, error) {

@@ -9,9 +9,11 @@ import (
 
 // SecretsArgs are the secrets the stack sets; each one left empty is generated.
 type SecretsArgs struct {
-	PostgresPassword     string
-	RedisPassword        string
-	GrafanaAdminPassword string
+	PostgresPassword          string
+	PostgresSuperuserPassword string
+	PostgresBackupPassword    string
+	RedisPassword             string
+	GrafanaAdminPassword      string
 }
 
 // Secrets are the platform's credentials, always secret outputs. A generated one lives in the
@@ -19,9 +21,14 @@ type SecretsArgs struct {
 type Secrets struct {
 	pulumi.ResourceState
 
-	PostgresPassword     pulumi.StringOutput
-	RedisPassword        pulumi.StringOutput
-	GrafanaAdminPassword pulumi.StringOutput
+	// PostgresPassword is the app role's.
+	PostgresPassword pulumi.StringOutput
+	// PostgresSuperuserPassword is the superuser's, for maintenance.
+	PostgresSuperuserPassword pulumi.StringOutput
+	// PostgresBackupPassword is the backup role's.
+	PostgresBackupPassword pulumi.StringOutput
+	RedisPassword          pulumi.StringOutput
+	GrafanaAdminPassword   pulumi.StringOutput
 }
 
 // NewSecrets declares the credentials.
@@ -37,6 +44,8 @@ func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pul
 		out   *pulumi.StringOutput
 	}{
 		{"postgres-password", args.PostgresPassword, &s.PostgresPassword},
+		{"postgres-superuser-password", args.PostgresSuperuserPassword, &s.PostgresSuperuserPassword},
+		{"postgres-backup-password", args.PostgresBackupPassword, &s.PostgresBackupPassword},
 		{"redis-password", args.RedisPassword, &s.RedisPassword},
 		{"grafana-admin-password", args.GrafanaAdminPassword, &s.GrafanaAdminPassword},
 	} {

@@ -65,6 +65,9 @@ func (u *UnitBytes) UnmarshalText(b []byte) error {
 	return err
 }
 
+// Bytes is the size in bytes.
+func (u UnitBytes) Bytes() int64 { return int64(u) }
+
 // MiB is the size in whole mebibytes, rounded down.
 func (u UnitBytes) MiB() int { return int(int64(u) / units.MiB) }
 

@@ -117,12 +117,20 @@ func (c *Config) Target() components.Target {
 type BackupConfig struct {
 	// Enabled runs the backup service.
 	Enabled bool `yaml:"enabled"`
-	// Interval is the time between two scheduled dumps (Go notation: 24h, 15m).
+	// Interval is the time between two scheduled base backups and dumps (Go notation: 24h, 15m).
 	Interval string `yaml:"interval"`
-	// Keep is how many good dumps are kept.
+	// Keep is how many good base backups and dumps are kept.
 	Keep int `yaml:"keep"`
+	// WALMaxAge is how long written WAL may wait for the archive before the service is unhealthy
+	// and the alert fires (Go notation: 2m).
+	WALMaxAge string `yaml:"walMaxAge"`
+	// WALRetainedLimit is how much WAL the slot may hold back on the database's disk before the
+	// service is unhealthy and the alert fires (1G).
+	WALRetainedLimit components.UnitBytes `yaml:"walRetainedLimit"`
 	// Every is Interval, parsed.
 	Every time.Duration `yaml:"-"`
+	// MaxAge is WALMaxAge, parsed.
+	MaxAge time.Duration `yaml:"-"`
 }
 
 // AppConfig is the application's part of the config.
@@ -136,9 +144,11 @@ type AppConfig struct {
 
 // Secret config keys.
 const (
-	PostgresPasswordKey     = "postgresPassword"
-	RedisPasswordKey        = "redisPassword"
-	GrafanaAdminPasswordKey = "grafanaAdminPassword"
+	PostgresPasswordKey          = "postgresPassword"
+	PostgresSuperuserPasswordKey = "postgresSuperuserPassword"
+	PostgresBackupPasswordKey    = "postgresBackupPassword"
+	RedisPasswordKey             = "redisPassword"
+	GrafanaAdminPasswordKey      = "grafanaAdminPassword"
 )
 
 // Keys lists every config key with its type, default and description.
@@ -222,10 +232,12 @@ func declare(r *reader, stack string) *Config {
 	declareApp(r, c)
 
 	c.PostgresDB = r.str("postgresDb", "maricusco", "Database created on PostgreSQL's first start.")
-	c.PostgresUser = r.str("postgresUser", "maricusco", "PostgreSQL role that owns the database.")
+	c.PostgresUser = r.str("postgresUser", "maricusco", "PostgreSQL role the app logs in as: it owns the database and is no superuser.")
 	c.GrafanaAdminUser = r.str("grafanaAdminUser", "admin", "Grafana administrator login.")
 	for _, s := range []struct{ key, desc string }{
-		{PostgresPasswordKey, "PostgreSQL password (secret); generated and kept in the state when unset."},
+		{PostgresPasswordKey, "Password of the app's PostgreSQL role, postgresUser (secret); generated and kept in the state when unset."},
+		{PostgresSuperuserPasswordKey, "Password of PostgreSQL's superuser, postgres, for maintenance only (secret); generated and kept in the state when unset."},
+		{PostgresBackupPasswordKey, "Password of the backup service's PostgreSQL role, backup (secret); generated and kept in the state when unset."},
 		{RedisPasswordKey, "Redis password (secret); generated and kept in the state when unset."},
 		{GrafanaAdminPasswordKey, "Grafana administrator password (secret); generated and kept in the state when unset."},
 	} {
@@ -247,13 +259,15 @@ func declare(r *reader, stack string) *Config {
 }
 
 func declareBackup(r *reader, c *Config) {
-	b := BackupConfig{Enabled: true, Interval: "24h", Keep: 7}
-	r.object("backup", "Database backups: backup.enabled (default true), backup.interval between dumps (default 24h, at least 15m), backup.keep good dumps kept (default 7).", &b, false)
-	every, err := time.ParseDuration(b.Interval)
-	if err != nil {
+	b := BackupConfig{Enabled: true, Interval: "24h", Keep: 7, WALMaxAge: "2m", WALRetainedLimit: 1 << 30}
+	r.object("backup", "Database backups: backup.enabled (default true); backup.interval between base backups and dumps (default 24h, at least 15m); backup.keep of each kept (default 7); backup.walMaxAge, how long written WAL may wait for the archive (default 2m); backup.walRetainedLimit, WAL the slot may hold back on the database's disk (default 1G). README: Backups.", &b, false)
+	var err error
+	if b.Every, err = time.ParseDuration(b.Interval); err != nil {
 		r.fail("backup.interval", "%q is not a duration; write e.g. 24h, 6h or 15m", b.Interval)
 	}
-	b.Every = every
+	if b.MaxAge, err = time.ParseDuration(b.WALMaxAge); err != nil {
+		r.fail("backup.walMaxAge", "%q is not a duration; write e.g. 2m or 30s", b.WALMaxAge)
+	}
 	c.Backup = b
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -119,9 +120,11 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 		return nil, err
 	}
 	if p.Secrets, err = components.NewSecrets(ctx, "secrets", &components.SecretsArgs{
-		PostgresPassword:     cfg.Secrets[PostgresPasswordKey],
-		RedisPassword:        cfg.Secrets[RedisPasswordKey],
-		GrafanaAdminPassword: cfg.Secrets[GrafanaAdminPasswordKey],
+		PostgresPassword:          cfg.Secrets[PostgresPasswordKey],
+		PostgresSuperuserPassword: cfg.Secrets[PostgresSuperuserPasswordKey],
+		PostgresBackupPassword:    cfg.Secrets[PostgresBackupPasswordKey],
+		RedisPassword:             cfg.Secrets[RedisPasswordKey],
+		GrafanaAdminPassword:      cfg.Secrets[GrafanaAdminPasswordKey],
 	}); err != nil {
 		return nil, err
 	}
@@ -144,11 +147,17 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 			Volumes:   components.VolumePolicy{Protect: cfg.Protect, DeleteOnDestroy: cfg.DeleteVolumesOnDestroy},
 		}
 	}
+	var backups *components.PostgresBackups
+	if cfg.Backup.Enabled {
+		backups = &components.PostgresBackups{Password: p.Secrets.PostgresBackupPassword, RetainedLimit: cfg.Backup.WALRetainedLimit}
+	}
 	if p.Postgres, err = components.NewPostgres(ctx, "postgres", &components.PostgresArgs{
-		ServiceArgs: service("postgres"),
-		Database:    cfg.PostgresDB,
-		User:        cfg.PostgresUser,
-		Password:    p.Secrets.PostgresPassword,
+		ServiceArgs:       service("postgres"),
+		Database:          cfg.PostgresDB,
+		User:              cfg.PostgresUser,
+		Password:          p.Secrets.PostgresPassword,
+		SuperuserPassword: p.Secrets.PostgresSuperuserPassword,
+		Backups:           backups,
 	}, onDocker); err != nil {
 		return nil, err
 	}
@@ -188,6 +197,7 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 			ScrapeInterval: cfg.ScrapeInterval,
 			AppPort:        cfg.App.Port,
 			ErrorRatio:     cfg.AlertErrorRatio,
+			Backups:        cfg.backupAlerting(),
 		},
 		Retention: cfg.Retention,
 	}, onDocker); err != nil {
@@ -203,18 +213,27 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 	}
 	if cfg.Backup.Enabled {
 		if p.Backup, err = components.NewBackup(ctx, "backup", &components.BackupArgs{
-			ServiceArgs: service("backup"),
-			Interval:    cfg.Backup.Every,
-			Keep:        cfg.Backup.Keep,
-			Database:    cfg.PostgresDB,
-			User:        cfg.PostgresUser,
-			Password:    p.Secrets.PostgresPassword,
-			Postgres:    p.Postgres.Workload.Resource,
+			ServiceArgs:      service("backup"),
+			Interval:         cfg.Backup.Every,
+			Keep:             cfg.Backup.Keep,
+			WALMaxAge:        cfg.Backup.MaxAge,
+			WALRetainedLimit: cfg.Backup.WALRetainedLimit,
+			Database:         cfg.PostgresDB,
+			Password:         p.Secrets.PostgresBackupPassword,
+			Postgres:         p.Postgres.Workload.Resource,
 		}, onDocker); err != nil {
 			return nil, err
 		}
 	}
 	return p, nil
+}
+
+// backupAlerting is what Prometheus alerts on when the stack runs backups (nil: none).
+func (c *Config) backupAlerting() *components.BackupAlerting {
+	if !c.Backup.Enabled {
+		return nil
+	}
+	return &components.BackupAlerting{WALMaxAge: c.Backup.MaxAge, WALRetainedLimit: c.Backup.WALRetainedLimit, Interval: c.Backup.Every}
 }
 
 // checkTarget tells why the target cannot run the stack, before anything is declared: on a swarm,
@@ -313,7 +332,7 @@ func (p *Platform) export(ctx *pulumi.Context) {
 	ctx.Export(namesKey, names)
 	ctx.Export("orchestrator", pulumi.String(p.Config.Orchestrator))
 	ctx.Export("postgresConnectionString", p.Postgres.ConnectionString)
-	// deploy.sh's backup and restore find the engine and the container here.
+	// deploy.sh's backup and restore find the engine, the workloads and the volumes here.
 	ctx.Export("dockerHost", pulumi.String(DockerHost(p.Config.DockerHost)))
 	if p.Backup != nil {
 		ctx.Export("backup", pulumi.Map{
@@ -322,6 +341,10 @@ func (p *Platform) export(ctx *pulumi.Context) {
 			"keep":     pulumi.Int(p.Config.Backup.Keep),
 		})
 		ctx.Export("backupContainer", p.Backup.Workload.Name)
+		ctx.Export("backupVolume", p.Backup.Volume.Name)
+		ctx.Export("postgresWorkload", p.Postgres.Workload.Name)
+		ctx.Export("postgresVolume", p.Postgres.Volume.Name)
+		ctx.Export("appWorkloads", apps.ToStringArrayOutput().ApplyT(func(names []string) string { return strings.Join(names, " ") }).(pulumi.StringOutput))
 	}
 	ctx.Export("grafanaAdminPassword", p.Secrets.GrafanaAdminPassword)
 }

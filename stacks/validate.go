@@ -26,6 +26,19 @@ var (
 // minBackupInterval keeps a dump of a large database from starting before the last one ends.
 const minBackupInterval = 15 * time.Minute
 
+// The WAL archive's age limit: several checks long at least, and short enough to mean something.
+const (
+	minWALMaxAge = 30 * time.Second
+	maxWALMaxAge = 24 * time.Hour
+)
+
+// The slot's retention limit: four WAL segments at least, since less would alarm on ordinary
+// checkpoints, and at most a terabyte, beyond which the database's disk is the limit anyway.
+const (
+	minWALRetained components.UnitBytes = 64 << 20
+	maxWALRetained components.UnitBytes = 1 << 40
+)
+
 // minMemory is the smallest memory limit Docker accepts.
 const minMemory = 6 * 1024 * 1024
 
@@ -90,15 +103,24 @@ func validate(r *reader, c *Config, stack string) {
 		}
 	}
 	validateMonitoring(r, c)
-	switch {
-	case c.Backup.Every == 0:
-	case c.Backup.Every < minBackupInterval:
-		r.fail("backup.interval", "%s is too often; take a dump at most every %s", c.Backup.Interval, minBackupInterval)
-	}
-	if c.Backup.Keep < 1 {
-		r.fail("backup.keep", "%d keeps no dump; keep at least 1", c.Backup.Keep)
-	}
+	validateBackup(r, c.Backup)
 	checkGuardrails(r, c)
+}
+
+// validateBackup checks the backup schedule and the WAL archive's limits.
+func validateBackup(r *reader, b BackupConfig) {
+	if _, err := time.ParseDuration(b.Interval); err == nil && b.Every < minBackupInterval {
+		r.fail("backup.interval", "%s is too often; back up at most every %s", b.Interval, minBackupInterval)
+	}
+	if b.Keep < 1 {
+		r.fail("backup.keep", "%d keeps no backup; keep at least 1", b.Keep)
+	}
+	if _, err := time.ParseDuration(b.WALMaxAge); err == nil && (b.MaxAge < minWALMaxAge || b.MaxAge > maxWALMaxAge) {
+		r.fail("backup.walMaxAge", "%s is out of range; use %s to %s (the archive is checked every %s)", b.WALMaxAge, minWALMaxAge, maxWALMaxAge, components.BackupCheckEvery)
+	}
+	if b.WALRetainedLimit < minWALRetained || b.WALRetainedLimit > maxWALRetained || !b.WALRetainedLimit.WholeMiB() {
+		r.fail("backup.walRetainedLimit", "%s is out of range; use a whole number of megabytes from %s to %s (a WAL segment is 16M)", b.WALRetainedLimit, minWALRetained, maxWALRetained)
+	}
 }
 
 func validateHealth(r *reader, h components.HealthTiming) {

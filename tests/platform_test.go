@@ -280,7 +280,7 @@ func TestHealthchecksAreTheSeedsWithAFastStartPhase(t *testing.T) {
 	// The first word of each test is a program the pinned image ships (DESIGN.md, README).
 	want := map[string][]string{
 		"maricusco-app":        {"CMD", "/usr/local/bin/healthcheck"},
-		"maricusco-postgres":   {"CMD", "pg_isready"},
+		"maricusco-postgres":   {"CMD-SHELL", "test -f /var/run/postgresql/maricusco-roles-ready && pg_isready"},
 		"maricusco-redis":      {"CMD-SHELL", "REDISCLI_AUTH="},
 		"maricusco-chromadb":   {"CMD", "/bin/bash"},
 		"maricusco-prometheus": {"CMD", "wget"},
@@ -291,7 +291,7 @@ func TestHealthchecksAreTheSeedsWithAFastStartPhase(t *testing.T) {
 	contains := map[string]string{
 		"maricusco-app":        "/usr/local/bin/healthcheck",
 		"maricusco-lb":         "http://127.0.0.1:8000/lb-health",
-		"maricusco-postgres":   "-U maricusco -d maricusco",
+		"maricusco-postgres":   "pg_isready -h 127.0.0.1 -p 5432 -U postgres -d maricusco",
 		"maricusco-redis":      "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG",
 		"maricusco-chromadb":   "GET /api/v2/heartbeat",
 		"maricusco-prometheus": "http://127.0.0.1:9090/-/healthy",
@@ -449,9 +449,12 @@ func TestGeneratedSecretsAreSecretAndDeliveredAsFiles(t *testing.T) {
 		for _, pw := range res.OfType(passwordType) {
 			generated[pw.Name] = true
 		}
-		assert.Equal(t, map[string]bool{"postgres-password": true, "redis-password": true, "grafana-admin-password": true}, generated,
-			"a secret the stack does not set is generated")
-		checkSecretFile(t, res, "maricusco-postgres", "POSTGRES_PASSWORD_FILE", "generated-postgres-password")
+		assert.Equal(t, map[string]bool{"postgres-password": true, "postgres-superuser-password": true, "postgres-backup-password": true,
+			"redis-password": true, "grafana-admin-password": true}, generated, "a secret the stack does not set is generated")
+		checkSecretFile(t, res, "maricusco-postgres", "POSTGRES_PASSWORD_FILE", "generated-postgres-superuser-password")
+		checkSecretFile(t, res, "maricusco-postgres", "MARICUSCO_APP_PASSWORD_FILE", "generated-postgres-password")
+		checkSecretFile(t, res, "maricusco-postgres", "MARICUSCO_BACKUP_PASSWORD_FILE", "generated-postgres-backup-password")
+		checkSecretFile(t, res, "maricusco-backup", "BACKUP_PASSWORD_FILE", "generated-postgres-backup-password")
 		for _, app := range res.AppInstances() {
 			name := app.Inputs["name"].StringValue()
 			checkSecretFile(t, res, name, "POSTGRES_PASSWORD_FILE", "generated-postgres-password")
@@ -474,8 +477,8 @@ func TestConfiguredSecretsReplaceGeneratedOnes(t *testing.T) {
 	for _, pw := range res.OfType(passwordType) {
 		generated = append(generated, pw.Name)
 	}
-	assert.Equal(t, []string{"redis-password"}, generated)
-	checkSecretFile(t, res, "maricusco-postgres", "POSTGRES_PASSWORD_FILE", "pg-Secret-from-config-1")
+	assert.Equal(t, []string{"postgres-backup-password", "postgres-superuser-password", "redis-password"}, generated)
+	checkSecretFile(t, res, "maricusco-postgres", "MARICUSCO_APP_PASSWORD_FILE", "pg-Secret-from-config-1")
 	checkSecretFile(t, res, "maricusco-grafana", "GF_SECURITY_ADMIN_PASSWORD__FILE", "graf-Secret-from-config-2")
 	assertNoPlainSecret(t, res, "pg-Secret-from-config-1")
 	assertNoPlainSecret(t, res, "graf-Secret-from-config-2")

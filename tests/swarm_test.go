@@ -233,14 +233,15 @@ func TestSwarmDeliversPasswordsAsSecretsAndGeneratedFilesAsConfigs(t *testing.T)
 		service          string
 		configs, secrets []string
 	}{
-		{"maricusco-postgres", []string{"/run/maricusco/postgres-entrypoint.sh", "/run/maricusco/postgres-set-password.sh"}, []string{"/run/secrets/postgres_password"}},
+		{"maricusco-postgres", []string{"/run/maricusco/postgres-entrypoint.sh", "/run/maricusco/postgres-roles.sh", "/run/maricusco/pg_hba.conf"},
+			[]string{"/run/secrets/postgres_password", "/run/secrets/postgres_superuser_password", "/run/secrets/postgres_backup_password"}},
 		{"maricusco-redis", nil, []string{"/run/secrets/redis.conf", "/run/secrets/redis_password"}},
 		{"maricusco-app", nil, []string{"/run/secrets/postgres_password", "/run/secrets/redis_password"}},
 		{"maricusco-prometheus", []string{"/run/maricusco/alerts.yml", "/run/maricusco/prometheus.yml"}, nil},
 		{"maricusco-grafana", []string{"/run/maricusco/grafana-entrypoint.sh", "/run/maricusco/grafana/dashboards/maricusco.json",
 			"/run/maricusco/grafana/provisioning/dashboards/maricusco.yml", "/run/maricusco/grafana/provisioning/datasources/prometheus.yml"},
 			[]string{"/run/secrets/grafana_admin_password"}},
-		{"maricusco-backup", []string{"/run/maricusco/backup.sh"}, []string{"/run/secrets/postgres_password"}},
+		{"maricusco-backup", []string{"/run/maricusco/backup.sh"}, []string{"/run/secrets/postgres_backup_password"}},
 	} {
 		t.Run(tc.service, func(t *testing.T) {
 			configs, secrets := swarmFiles(t, res, tc.service)
@@ -278,7 +279,7 @@ func TestARotatedSecretIsANewDockerSecretAndTheServicesMoveToIt(t *testing.T) {
 			changedServices = append(changedServices, name)
 		}
 	}
-	assert.ElementsMatch(t, []string{"postgres-service", "app-service", "backup-service"}, changedServices, "only the services that read the password roll")
+	assert.ElementsMatch(t, []string{"postgres-service", "app-service"}, changedServices, "only the services that read the app's password roll")
 	again := mustRun(t, onSwarm(t, "prod").withSecret(stacks.PostgresPasswordKey, "second-Password-456"))
 	assert.Equal(t, Plan{}, planDiff(after, again), "the same content keeps its name: nothing changes")
 }
