@@ -44,6 +44,11 @@ func TestDevLifecycle(t *testing.T) {
 		p.waitHealthy(t, devContainers, 10*time.Second)
 		figure(t, e.name, "dev `up` from nothing to all healthy (s)", took.Seconds())
 		assert.Equal(t, "from compose", p.psql(t, "maricusco-postgres", "SELECT note FROM e2e_rows ORDER BY id LIMIT 1"))
+		// compose made the app's role the cluster's superuser; the first up migrates it.
+		assert.Equal(t, "postgres", p.psql(t, "maricusco-postgres", "SELECT rolname FROM pg_roles WHERE oid = 10"), "the superuser is postgres")
+		assert.Equal(t, "f|maricusco", p.psql(t, "maricusco-postgres",
+			"SELECT r.rolsuper, c.relowner::regrole FROM pg_roles r, pg_class c WHERE r.rolname = 'maricusco' AND c.relname = 'e2e_rows'"),
+			"the app owns its data and is no superuser")
 	})
 
 	t.Run("a second preview changes nothing, and again after refresh", func(t *testing.T) {
@@ -178,11 +183,12 @@ func TestDevLifecycle(t *testing.T) {
 		rows := p.psql(t, "maricusco-postgres", "SELECT count(*) FROM e2e_rows")
 		p.must(t, stack, "backup")
 		p.psql(t, "maricusco-postgres", "DROP TABLE e2e_rows")
+		dumps := p.restorePoints(t, stack, "dump")
 		start := time.Now()
-		p.must(t, stack, "restore", "--yes")
+		p.must(t, stack, "restore", "--yes", dumps[len(dumps)-1])
 		figure(t, e.name, "dev restore of the newest dump (s)", time.Since(start).Round(100*time.Millisecond).Seconds())
 		assert.Equal(t, rows, p.psql(t, "maricusco-postgres", "SELECT count(*) FROM e2e_rows"))
-		out, err := p.run(stack, "restore")
+		out, err := p.run(stack, "restore", dumps[len(dumps)-1])
 		assert.Error(t, err, "without --yes and without a terminal, restore asks for a confirmation it cannot get")
 		assert.Contains(t, out, "--yes")
 	})
@@ -226,7 +232,7 @@ func TestDevLifecycle(t *testing.T) {
 		p.up(t, stack)
 		assert.Equal(t, "0", p.psql(t, "maricusco-postgres", "SELECT count(*) FROM pg_tables WHERE tablename = 'e2e_rows'"), "a new, empty database")
 		assert.Equal(t, kept, backups(t), "the restarted service did not dump the empty database over the good dumps")
-		p.must(t, stack, "restore", "--yes")
+		p.must(t, stack, "restore", "--yes", filepath.Base(kept[len(kept)-1]))
 		assert.Equal(t, "2", p.psql(t, "maricusco-postgres", "SELECT count(*) FROM e2e_rows"))
 	})
 }

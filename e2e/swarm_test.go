@@ -305,6 +305,23 @@ func TestSwarmLifecycle(t *testing.T) {
 		assert.NotEmpty(t, strings.Fields(out))
 	})
 
+	t.Run("restore --to an instant stops the app, restores the database and starts them again", func(t *testing.T) {
+		now := func() string {
+			return p.psql(t, p.task(t, "maricusco-postgres"), `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`)
+		}
+		p.psql(t, p.task(t, "maricusco-postgres"), "INSERT INTO e2e_rows (note) VALUES ('before the instant')")
+		time.Sleep(10 * time.Millisecond)
+		at := now()
+		time.Sleep(10 * time.Millisecond)
+		p.psql(t, p.task(t, "maricusco-postgres"), "INSERT INTO e2e_rows (note) VALUES ('after the instant'); DROP TABLE e2e_rows")
+		start := time.Now()
+		p.must(t, stack, "restore", "--yes", "--to", at)
+		figure(t, label, "prod restore --to an instant (s)", time.Since(start).Round(100*time.Millisecond).Seconds())
+		assert.Equal(t, "from containers,before the instant", p.psql(t, p.task(t, "maricusco-postgres"), "SELECT string_agg(note, ',' ORDER BY id) FROM e2e_rows"))
+		assert.Equal(t, 2, p.healthyTasks(t, "maricusco-app"), "the app runs its replicas again")
+		assert.Empty(t, p.changes(t, stack), "scaled back as the stack says: no drift")
+	})
+
 	t.Run("destroy removes the services and keeps the volumes", func(t *testing.T) {
 		p.config(t, stack, "set", "protect", "false")
 		p.up(t, stack)

@@ -222,7 +222,7 @@ restore_physical() {
     start_workload "$postgres"
     recovered || true
     for app in $apps; do start_workload "$app"; done
-    in_backup resume
+    in_backup resume >/dev/null
     echo "nothing was restored; the database is untouched" >&2
     exit 3
   fi
@@ -236,12 +236,12 @@ restore_physical() {
       recovered || echo "the database did not come back from $aside either: see './deploy.sh $stack restore --list' and the README's Backups" >&2
     fi
     for app in $apps; do start_workload "$app"; done
-    in_backup resume --new-archive
+    in_backup await-base "$(in_backup resume --new-archive)" || true
     echo "the restore failed: the database is as it was before" >&2
     exit 1
   fi
   for app in $apps; do start_workload "$app"; done
-  in_backup resume --new-archive
+  in_backup await-base "$(in_backup resume --new-archive)" || true
   echo "restored $describe in $((SECONDS - start)) s; what it replaced is kept: ./deploy.sh $stack restore $aside takes it back" >&2
 }
 

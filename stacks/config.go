@@ -260,7 +260,7 @@ func declare(r *reader, stack string) *Config {
 
 func declareBackup(r *reader, c *Config) {
 	b := BackupConfig{Enabled: true, Interval: "24h", Keep: 7, WALMaxAge: "2m", WALRetainedLimit: 1 << 30}
-	r.object("backup", "Database backups: backup.enabled (default true); backup.interval between base backups and dumps (default 24h, at least 15m); backup.keep of each kept (default 7); backup.walMaxAge, how long written WAL may wait for the archive (default 2m); backup.walRetainedLimit, WAL the slot may hold back on the database's disk (default 1G). README: Backups.", &b, false)
+	r.object("backup", "Database backups: backup.enabled (default true); backup.interval between base backups and dumps (default 24h, at least 15m); backup.keep of each kept (default 7); backup.walMaxAge, how long written WAL may wait for the archive (default 2m); backup.walRetainedLimit, WAL the slot may hold back on the database's disk (default 1G). docs/backups.md.", &b, false)
 	var err error
 	if b.Every, err = time.ParseDuration(b.Interval); err != nil {
 		r.fail("backup.interval", "%q is not a duration; write e.g. 24h, 6h or 15m", b.Interval)

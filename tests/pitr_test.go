@@ -179,6 +179,7 @@ func startedDatabase(t *testing.T, res *Result) *database {
 func TestPointInTimeRecovery(t *testing.T) {
 	res := mustRun(t, loadStack(t, "prod"))
 	t.Run("restore --to brings back exactly what was committed up to the instant", func(t *testing.T) {
+		t.Parallel()
 		db := startedDatabase(t, res)
 		b := newBackupService(t, res, db)
 		b.serve(t)
@@ -204,6 +205,7 @@ func TestPointInTimeRecovery(t *testing.T) {
 		assert.ErrorContains(t, err, `relation "trades" does not exist`, "what the restore replaced comes back as it was")
 	})
 	t.Run("restore --latest after the data directory is lost loses no committed row", func(t *testing.T) {
+		t.Parallel()
 		db := startedDatabase(t, res)
 		b := newBackupService(t, res, db, "BACKUP_WAL_MAX_AGE_SECONDS=2")
 		b.serve(t)
@@ -225,6 +227,7 @@ func TestPointInTimeRecovery(t *testing.T) {
 			"the restored database is archived again")
 	})
 	t.Run("what is damaged or not in the list is refused", func(t *testing.T) {
+		t.Parallel()
 		db := startedDatabase(t, res)
 		b := newBackupService(t, res, db)
 		b.serve(t)
@@ -252,6 +255,7 @@ func TestPointInTimeRecovery(t *testing.T) {
 		assert.Contains(t, b.refused(t, "--to", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)), "in the future")
 	})
 	t.Run("a gap in the archive is refused", func(t *testing.T) {
+		t.Parallel()
 		db := startedDatabase(t, res)
 		b := newBackupService(t, res, db)
 		b.serve(t)
@@ -350,12 +354,14 @@ func TestLogicalDumps(t *testing.T) {
 		return m
 	}
 	t.Run("a dump is verified and named by when it was taken", func(t *testing.T) {
+		t.Parallel()
 		b := newBackupService(t, res, startedDatabase(t, res))
 		name := strings.TrimSpace(b.must(t, "once"))
 		assert.Regexp(t, `^maricusco-\d{8}T\d{6}Z\.dump$`, name)
 		assert.Equal(t, []string{filepath.Join(b.dir, name)}, dumps(t, b, "maricusco-*.dump"))
 	})
 	t.Run("keep 2: after three dumps the two newest remain", func(t *testing.T) {
+		t.Parallel()
 		b := newBackupService(t, res, startedDatabase(t, res))
 		var taken []string
 		for i := 0; i < 3; i++ {
@@ -364,6 +370,7 @@ func TestLogicalDumps(t *testing.T) {
 		assert.Equal(t, taken[1:], dumps(t, b, "maricusco-*.dump"))
 	})
 	t.Run("a corrupt dump fails the next run loudly and the good ones stay", func(t *testing.T) {
+		t.Parallel()
 		b := newBackupService(t, res, startedDatabase(t, res))
 		b.must(t, "once")
 		b.must(t, "once")
@@ -376,6 +383,7 @@ func TestLogicalDumps(t *testing.T) {
 		assert.Contains(t, dumps(t, b, "maricusco-*.dump"), all[0])
 	})
 	t.Run("a restart within an interval takes no dump", func(t *testing.T) {
+		t.Parallel()
 		b := newBackupService(t, res, startedDatabase(t, res))
 		stop := b.serve(t)
 		b.waitFor(t, "dump ")

@@ -447,11 +447,27 @@ pause() {
 }
 
 # resume [--new-archive]: streams again, into a new archive after a physical restore (the
-# restored cluster continues another history than the archive in use).
+# restored cluster continues another history than the archive in use); prints that archive.
 resume() {
   [ "${1:-}" != --new-archive ] || echo "a restore replaced the database" >"$tmp/new-archive"
   rm -f "$tmp/paused"
   log "WAL streaming resumed${1:+ in a new archive}"
+  basename "$(current)"
+}
+
+# await_base ARCHIVE [SECONDS]: waits until an archive newer than ARCHIVE has its first base
+# backup, so that what a restore brought back can itself be restored to any later instant.
+await_base() {
+  deadline=$(($(now) + ${2:-600}))
+  while [ "$(now)" -lt "$deadline" ]; do
+    a=$(current)
+    if [ "$(basename "$a")" != "$1" ] && exists "$a/base-$ts.done"; then
+      log "archived again: $(basename "$a") from $(basename "$(bases | awk -v a="$a" '$2 == a { print $1 }' | head -n 1)")"
+      return
+    fi
+    sleep 1
+  done
+  fail "WARNING: no base backup of the restored database after ${2:-600} s: until one is taken, it cannot be restored to a later instant; run ./deploy.sh <stack> backup"
 }
 
 # adopt: archives the database from now on when the current archive holds another system's (a
@@ -644,6 +660,7 @@ case "${1:-}" in
   cat) cat_dump "${2:?name the dump}" ;;
   pause) pause ;;
   resume) resume "${2:-}" ;;
+  await-base) await_base "${2:?name the archive in use before}" "${3:-}" ;;
   adopt) adopt ;;
   restore-data)
     shift
