@@ -34,7 +34,7 @@ fi
 PULUMI=${PULUMI:-$(command -v pulumi || true)}
 [ -n "$PULUMI" ] || PULUMI=$PWD/bin/pulumi
 if [ ! -x "$PULUMI" ]; then
-  echo "no pulumi CLI found: install it (README: 'What a deploy needs'), or build it into bin/ with scripts/install-pulumi-cli.sh" >&2
+  echo "no pulumi CLI found: install it (README: What a deploy needs), or build it into bin/ with scripts/install-pulumi-cli.sh" >&2
   exit 2
 fi
 if [ -z "${PULUMI_BACKEND_URL:-}" ]; then
@@ -48,7 +48,7 @@ if [ "$action" = destroy ] && [[ " $* " == *" --skip-preview "* ]] &&
   [ "$("$PULUMI" config get protect --stack "$stack" 2>/dev/null)" = true ]; then
   # Without its preview, a destroy deletes every unprotected resource before it fails at the
   # protected volumes; the preview refuses before anything goes.
-  echo "the $stack stack is protected: destroy it with its preview (no --skip-preview), after lifting protect (README: Volumes)" >&2
+  echo "the $stack stack is protected: destroy it with its preview (no --skip-preview), after lifting protect (docs/configuration.md, Volumes)" >&2
   exit 2
 fi
 case "$action" in

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -40,8 +41,6 @@ type AppArgs struct {
 	Replicas int
 	// LoadBalancer configures the load balancer in front of several instances.
 	LoadBalancer ServiceArgs
-	// DependsOn are the data services that must be healthy before the application starts.
-	DependsOn []pulumi.Resource
 }
 
 // App is the Maricusco FastAPI application: one container, several instances behind nginx, or
@@ -59,10 +58,11 @@ type App struct {
 	LoadBalanced bool
 }
 
-// frontName is the logical name of the container that publishes the app's port, whichever it is.
-// Keeping one name for both makes 1 -> N and N -> 1 a replacement of one resource, which Pulumi
-// deletes before it creates: the port is free when the new front binds it.
-const frontName = "app-front"
+// front names the workload that publishes the app's port, whichever it is: the one instance, or
+// the load balancer in front of several. One name for both makes 1 -> N and N -> 1 a replacement
+// of one resource, which Pulumi deletes before it creates: the port is free when the new front
+// binds it.
+func front(name string) string { return name + "-front" }
 
 // NewApp declares the application.
 func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.ResourceOption) (*App, error) {
@@ -77,30 +77,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 	}
 	pgPassword, redisPassword := PostgresPasswordFile.With(args.PostgresPassword), RedisPasswordFile.With(args.RedisPassword)
 	s := args.AppSettings
-	env := plainEnv(map[string]string{
-		"APP_MODULE":             s.Module,
-		"APP_HOST":               s.Host,
-		"APP_PORT":               strconv.Itoa(s.Port),
-		"UVICORN_WORKERS":        strconv.Itoa(s.Workers),
-		"UVICORN_RELOAD":         strconv.FormatBool(s.Reload),
-		"EXTRA_UVICORN_ARGS":     s.ExtraArgs,
-		"POSTGRES_HOST":          PostgresHost,
-		"POSTGRES_PORT":          strconv.Itoa(PostgresPort),
-		"POSTGRES_DB":            args.PostgresDB,
-		"POSTGRES_USER":          args.PostgresUser,
-		"POSTGRES_PASSWORD_FILE": pgPassword.Path(),
-		"REDIS_HOST":             RedisHost,
-		"REDIS_PORT":             strconv.Itoa(RedisPort),
-		"REDIS_PASSWORD_FILE":    redisPassword.Path(),
-		"CHROMADB_HOST":          ChromaDBHost,
-		"CHROMADB_PORT":          strconv.Itoa(ChromaDBPort),
-	})
-	for k, v := range s.Env {
-		env[k] = pulumi.String(v)
-	}
-	for k, v := range args.SecretEnv {
-		env[k] = pulumi.ToSecret(v).(pulumi.StringOutput)
-	}
+	env := appEnv(args, pgPassword.Path(), redisPassword.Path())
 	spec := ContainerSpec{
 		Name:          args.ContainerName("app"),
 		Image:         img,
@@ -112,7 +89,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 		Resources:     args.Resources,
 		HealthCheck:   []string{"CMD", "/usr/local/bin/healthcheck"},
 		WritablePaths: []string{"/tmp"},
-		After:         args.DependsOn,
+		After:         args.After,
 		Replicas:      args.Replicas,
 	}
 	switch {
@@ -123,21 +100,72 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 	case args.Replicas > 1:
 		err = app.loadBalanced(ctx, name, args, spec)
 	default:
-		app.Front, err = NewWorkload(ctx, frontName, args.Runtime, spec, pulumi.Parent(app))
+		app.Front, err = NewWorkload(ctx, front(name), args.Runtime, spec, pulumi.Parent(app))
 		app.Instances = []Workload{app.Front}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
-	names := pulumi.StringArray{}
-	for _, w := range app.Instances {
-		names = append(names, w.Name)
-	}
-	if err := ctx.RegisterResourceOutputs(app, pulumi.Map{"instanceNames": names, "frontName": app.Front.Name}); err != nil {
+	if err := ctx.RegisterResourceOutputs(app, pulumi.Map{"instanceNames": app.InstanceNames(), "frontName": app.Front.Name}); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	return app, nil
 }
+
+// appEnv is the seed's environment of the application: its Uvicorn settings and where its data
+// services are, the passwords as files; then the stack's extra variables.
+func appEnv(args *AppArgs, pgPasswordFile, redisPasswordFile string) map[string]pulumi.StringInput {
+	s := args.AppSettings
+	env := plainEnv(map[string]string{
+		"APP_MODULE":             s.Module,
+		"APP_HOST":               s.Host,
+		"APP_PORT":               strconv.Itoa(s.Port),
+		"UVICORN_WORKERS":        strconv.Itoa(s.Workers),
+		"UVICORN_RELOAD":         strconv.FormatBool(s.Reload),
+		"EXTRA_UVICORN_ARGS":     s.ExtraArgs,
+		"POSTGRES_HOST":          PostgresHost,
+		"POSTGRES_PORT":          strconv.Itoa(PostgresPort),
+		"POSTGRES_DB":            args.PostgresDB,
+		"POSTGRES_USER":          args.PostgresUser,
+		"POSTGRES_PASSWORD_FILE": pgPasswordFile,
+		"REDIS_HOST":             RedisHost,
+		"REDIS_PORT":             strconv.Itoa(RedisPort),
+		"REDIS_PASSWORD_FILE":    redisPasswordFile,
+		"CHROMADB_HOST":          ChromaDBHost,
+		"CHROMADB_PORT":          strconv.Itoa(ChromaDBPort),
+	})
+	for k, v := range s.Env {
+		env[k] = pulumi.String(v)
+	}
+	for k, v := range args.SecretEnv {
+		env[k] = pulumi.ToSecret(v).(pulumi.StringOutput)
+	}
+	return env
+}
+
+// InstanceNames are the Docker names of the app's instances (its one service on a swarm).
+func (app *App) InstanceNames() pulumi.StringArray {
+	names := pulumi.StringArray{}
+	for _, w := range app.Instances {
+		names = append(names, w.Name)
+	}
+	return names
+}
+
+// WorkloadNames implements Deployed: the instances, and the load balancer in front of them.
+func (app *App) WorkloadNames() map[string]pulumi.Input {
+	names := map[string]pulumi.Input{"app": app.InstanceNames()}
+	if app.LoadBalanced {
+		names["lb"] = app.Front.Name
+	}
+	return names
+}
+
+// DataVolume implements Deployed: the app keeps no data.
+func (app *App) DataVolume() *docker.Volume { return nil }
+
+// Ready implements Deployed: the front, once every instance behind it is healthy.
+func (app *App) Ready() pulumi.Resource { return app.Front.Resource }
 
 // loadBalanced declares several instances behind nginx, on one engine. Instances publish
 // nothing: the load balancer does. Each waits for the one before it, so a change replaces them
@@ -145,7 +173,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 // others serve; their fixed names cannot collide.
 func (app *App) loadBalanced(ctx *pulumi.Context, name string, args *AppArgs, spec ContainerSpec) error {
 	spec.Ports = nil
-	after := args.DependsOn
+	after := args.After
 	for i := 1; i <= args.Replicas; i++ {
 		instance := spec
 		instance.Name = fmt.Sprintf("%s-%d", spec.Name, i)
@@ -158,16 +186,16 @@ func (app *App) loadBalanced(ctx *pulumi.Context, name string, args *AppArgs, sp
 		app.Instances = append(app.Instances, w)
 		after = []pulumi.Resource{w.Resource}
 	}
-	lbImage, err := args.Runtime.Target.image(ctx, "lb-image", args.LoadBalancer.Image, pulumi.Parent(app))
+	lbImage, err := args.Runtime.Target.image(ctx, name+"-lb-image", args.LoadBalancer.Image, pulumi.Parent(app), renamedFrom("lb-image"))
 	if err != nil {
 		return err
 	}
-	front, err := loadBalancerSpec(args.LoadBalancer, lbImage, args.AppSettings.Port)
+	lb, err := loadBalancerSpec(args.LoadBalancer, lbImage, args.AppSettings.Port)
 	if err != nil {
 		return err
 	}
 	// The load balancer takes the port once every instance is healthy.
-	front.After, app.LoadBalanced = after, true
-	app.Front, err = NewWorkload(ctx, frontName, args.Runtime, front, pulumi.Parent(app))
+	lb.After, app.LoadBalanced = after, true
+	app.Front, err = NewWorkload(ctx, front(name), args.Runtime, lb, pulumi.Parent(app))
 	return err
 }

@@ -39,8 +39,6 @@ type BackupArgs struct {
 	// Database names the database; Password is the backup role's (a secret).
 	Database string
 	Password pulumi.StringInput
-	// Postgres is the database's workload: streaming starts once it is healthy.
-	Postgres pulumi.Resource
 }
 
 // Backup archives the database without pause: WAL streamed through a replication slot into its
@@ -62,12 +60,12 @@ func NewBackup(ctx *pulumi.Context, name string, args *BackupArgs, opts ...pulum
 		return nil, err
 	}
 	password := PostgresBackupPasswordFile.With(args.Password)
-	svc, err := newService(ctx, name, b, args.ServiceArgs, serviceDecl{typ: "maricusco:components:Backup", service: "backup", spec: ContainerSpec{
+	svc, err := newService(ctx, name, b, args.ServiceArgs, ServiceDecl{Type: "maricusco:components:Backup", Service: "backup", Spec: ContainerSpec{
 		Aliases:    []string{BackupHost},
 		Entrypoint: []string{"/bin/sh", BackupScript.Path()},
 		Command:    []string{"serve"},
 		// The volume is created root-owned and no user of the image owns it: root, with every
-		// capability dropped, writes there (README: hardening exceptions).
+		// capability dropped, writes there (docs/hardening.md, exceptions).
 		User: "0",
 		Env: plainEnv(map[string]string{
 			"PGHOST":                          PostgresHost,
@@ -87,8 +85,7 @@ func NewBackup(ctx *pulumi.Context, name string, args *BackupArgs, opts ...pulum
 		Files:         []File{password, BackupScript.With(pulumi.String(script))},
 		HealthCheck:   []string{"CMD", "/bin/sh", BackupScript.Path(), "health"},
 		WritablePaths: []string{"/tmp"},
-		After:         []pulumi.Resource{args.Postgres},
-	}, data: &DataVolume{Name: BackupVolumeName(args.Prefix), Path: BackupDir}, outputs: pulumi.Map{
+	}, Data: &DataVolume{Name: BackupVolumeName(args.Prefix), Path: BackupDir}, Outputs: pulumi.Map{
 		"interval": pulumi.String(args.Interval.String()),
 		"keep":     pulumi.Int(args.Keep),
 	}}, opts)

@@ -29,12 +29,12 @@ func NewChromaDB(ctx *pulumi.Context, name string, args *ChromaDBArgs, opts ...p
 	c := &ChromaDB{}
 	heartbeat := `exec 3<>/dev/tcp/127.0.0.1/` + strconv.Itoa(ChromaDBPort) +
 		` && printf 'GET /api/v2/heartbeat HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3 && head -n 1 <&3 | grep -q ' 200 '`
-	svc, err := newService(ctx, name, c, args.ServiceArgs, serviceDecl{typ: "maricusco:components:ChromaDB", service: "chromadb", spec: ContainerSpec{
+	svc, err := newService(ctx, name, c, args.ServiceArgs, ServiceDecl{Type: "maricusco:components:ChromaDB", Service: "chromadb", Spec: ContainerSpec{
 		Aliases:       []string{ChromaDBHost},
 		Ports:         args.ports(ChromaDBPort),
 		HealthCheck:   []string{"CMD", "/bin/bash", "-c", heartbeat},
 		WritablePaths: []string{"/tmp"},
-	}, data: args.dataAt("chromadb", "/data")}, opts)
+	}, Data: args.DataAt("chromadb", "/data")}, opts)
 	if err != nil {
 		return nil, err
 	}

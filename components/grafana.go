@@ -52,7 +52,7 @@ func NewGrafana(ctx *pulumi.Context, name string, args *GrafanaArgs, opts ...pul
 		return nil, fmt.Errorf("grafana: %w", err)
 	}
 	wrapper := File{Name: "grafana-entrypoint.sh", Content: pulumi.String(entrypoint)}
-	svc, err := newService(ctx, name, g, args.ServiceArgs, serviceDecl{typ: "maricusco:components:Grafana", service: "grafana", spec: ContainerSpec{
+	svc, err := newService(ctx, name, g, args.ServiceArgs, ServiceDecl{Type: "maricusco:components:Grafana", Service: "grafana", Spec: ContainerSpec{
 		Aliases: []string{GrafanaHost},
 		// The image's /run.sh, wrapped so that a rotated admin password reaches Grafana's database.
 		Entrypoint: []string{"/bin/sh", wrapper.Path()},
@@ -67,7 +67,7 @@ func NewGrafana(ctx *pulumi.Context, name string, args *GrafanaArgs, opts ...pul
 		Ports:         args.ports(GrafanaPort),
 		HealthCheck:   []string{"CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:" + strconv.Itoa(GrafanaPort) + "/api/health"},
 		WritablePaths: []string{"/tmp"},
-	}, data: args.dataAt("grafana", "/var/lib/grafana")}, opts)
+	}, Data: args.DataAt("grafana", "/var/lib/grafana")}, opts)
 	if err != nil {
 		return nil, err
 	}

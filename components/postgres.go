@@ -102,7 +102,7 @@ func NewPostgres(ctx *pulumi.Context, name string, args *PostgresArgs, opts ...p
 		env["MARICUSCO_BACKUP_PASSWORD_FILE"] = PostgresBackupPasswordFile.Path()
 		retained = args.Backups.RetainedLimit
 	}
-	svc, err := newService(ctx, name, pg, args.ServiceArgs, serviceDecl{typ: "maricusco:components:Postgres", service: "postgres", spec: ContainerSpec{
+	svc, err := newService(ctx, name, pg, args.ServiceArgs, ServiceDecl{Type: "maricusco:components:Postgres", Service: "postgres", Spec: ContainerSpec{
 		Aliases: []string{PostgresHost},
 		// The image's entrypoint, wrapped so that the roles and their passwords reach an
 		// existing database too.
@@ -121,7 +121,7 @@ func NewPostgres(ctx *pulumi.Context, name string, args *PostgresArgs, opts ...p
 		WritablePaths: []string{"/var/run/postgresql", "/tmp"},
 		// The entrypoint starts as root to own the data directory, then drops to the postgres user.
 		Capabilities: []string{"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"},
-	}, data: args.dataAt("postgres", "/var/lib/postgresql/data"), outputs: pulumi.Map{"connectionString": pg.ConnectionString}}, opts)
+	}, Data: args.DataAt("postgres", "/var/lib/postgresql/data"), Outputs: pulumi.Map{"connectionString": pg.ConnectionString}}, opts)
 	if err != nil {
 		return nil, err
 	}

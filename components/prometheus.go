@@ -44,7 +44,7 @@ func NewPrometheus(ctx *pulumi.Context, name string, args *PrometheusArgs, opts 
 	}
 	rules.Content = pulumi.String(rulesText)
 	config := File{Name: "prometheus.yml", Content: pulumi.String(configText)}
-	svc, err := newService(ctx, name, p, args.ServiceArgs, serviceDecl{typ: "maricusco:components:Prometheus", service: "prometheus", spec: ContainerSpec{
+	svc, err := newService(ctx, name, p, args.ServiceArgs, ServiceDecl{Type: "maricusco:components:Prometheus", Service: "prometheus", Spec: ContainerSpec{
 		Aliases: []string{PrometheusHost},
 		Command: []string{
 			"--config.file=" + config.Path(),
@@ -55,7 +55,7 @@ func NewPrometheus(ctx *pulumi.Context, name string, args *PrometheusArgs, opts 
 		Ports:         args.ports(PrometheusPort),
 		HealthCheck:   []string{"CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:" + strconv.Itoa(PrometheusPort) + "/-/healthy"},
 		WritablePaths: []string{"/tmp"},
-	}, data: args.dataAt("prometheus", "/prometheus")}, opts)
+	}, Data: args.DataAt("prometheus", "/prometheus")}, opts)
 	if err != nil {
 		return nil, err
 	}

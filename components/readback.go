@@ -35,16 +35,6 @@ func (r Resources) CPUsAsReadBack() string {
 // unset memorySwap then differs from the state.
 func (r Resources) MemorySwapMB() int { return 2 * r.MemoryLimit.MiB() }
 
-// capabilities names each capability as Docker stores it (CAP_CHOWN), which is how the provider
-// reads CapAdd back.
-func capabilities(names []string) pulumi.StringArray {
-	out := make(pulumi.StringArray, 0, len(names))
-	for _, n := range names {
-		out = append(out, pulumi.String("CAP_"+strings.TrimPrefix(strings.ToUpper(n), "CAP_")))
-	}
-	return out
-}
-
 // healthcheck is Docker's healthcheck with the platform's timing. Durations are written by Go's
 // time.Duration.String, as the provider reads them back ("1m0s"). A zero start interval is left
 // out: the engine then gets none, which an engine before API 1.44 requires.

@@ -34,7 +34,7 @@ func NewRedis(ctx *pulumi.Context, name string, args *RedisArgs, opts ...pulumi.
 	password := RedisPasswordFile.With(args.Password)
 	// The password sits in a config file, not on the command line where `docker inspect` would show it.
 	conf := File{Name: "redis.conf", Secret: true, Content: pulumi.Sprintf("requirepass %q\nappendonly yes\ndir /data\n", args.Password)}
-	svc, err := newService(ctx, name, r, args.ServiceArgs, serviceDecl{typ: "maricusco:components:Redis", service: "redis", spec: ContainerSpec{
+	svc, err := newService(ctx, name, r, args.ServiceArgs, ServiceDecl{Type: "maricusco:components:Redis", Service: "redis", Spec: ContainerSpec{
 		Aliases: []string{RedisHost},
 		Command: []string{"redis-server", conf.Path()},
 		Files:   []File{conf, password},
@@ -44,7 +44,7 @@ func NewRedis(ctx *pulumi.Context, name string, args *RedisArgs, opts ...pulumi.
 		WritablePaths: []string{"/tmp"},
 		// The entrypoint starts as root to own /data, then drops to the redis user.
 		Capabilities: []string{"CHOWN", "SETGID", "SETUID"},
-	}, data: args.dataAt("redis", "/data")}, opts)
+	}, Data: args.DataAt("redis", "/data")}, opts)
 	if err != nil {
 		return nil, err
 	}

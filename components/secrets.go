@@ -49,7 +49,7 @@ func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pul
 		{"redis-password", args.RedisPassword, &s.RedisPassword},
 		{"grafana-admin-password", args.GrafanaAdminPassword, &s.GrafanaAdminPassword},
 	} {
-		if *item.out, err = secretOrGenerated(ctx, s, item.name, item.value); err != nil {
+		if *item.out, err = secretOrGenerated(ctx, s, name+"-"+item.name, item.value, renamedFrom(item.name)); err != nil {
 			return nil, fmt.Errorf("secrets: %w", err)
 		}
 	}
@@ -59,7 +59,7 @@ func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pul
 	return s, nil
 }
 
-func secretOrGenerated(ctx *pulumi.Context, parent pulumi.Resource, name, value string) (pulumi.StringOutput, error) {
+func secretOrGenerated(ctx *pulumi.Context, parent pulumi.Resource, name, value string, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
 	if value != "" {
 		return pulumi.ToSecret(pulumi.String(value)).(pulumi.StringOutput), nil
 	}
@@ -67,7 +67,7 @@ func secretOrGenerated(ctx *pulumi.Context, parent pulumi.Resource, name, value 
 	pw, err := random.NewRandomPassword(ctx, name, &random.RandomPasswordArgs{
 		Length:  pulumi.Int(32),
 		Special: pulumi.Bool(false),
-	}, pulumi.Parent(parent))
+	}, append(opts, pulumi.Parent(parent))...)
 	if err != nil {
 		return pulumi.StringOutput{}, fmt.Errorf("%s: %w", name, err)
 	}

@@ -39,6 +39,8 @@ type ServiceArgs struct {
 	Publish *HostPort
 	// Volumes is the data volume policy.
 	Volumes VolumePolicy
+	// After are the workloads that must be healthy before this service's is created.
+	After []pulumi.Resource
 }
 
 // ContainerName is the Docker name of the service's container.
@@ -55,8 +57,8 @@ type DataVolume struct {
 	Path string
 }
 
-// dataAt is the service's compose-named data volume, mounted at path.
-func (a ServiceArgs) dataAt(service, path string) *DataVolume {
+// DataAt is the service's compose-named data volume, mounted at path.
+func (a ServiceArgs) DataAt(service, path string) *DataVolume {
 	return &DataVolume{Name: a.VolumeName(service), Path: path}
 }
 
@@ -68,6 +70,16 @@ func (a ServiceArgs) ports(containerPort int) []PortBinding {
 	return []PortBinding{{HostIP: a.Publish.IP, HostPort: a.Publish.Port, ContainerPort: containerPort}}
 }
 
+// Deployed is what a service's component leaves for the rest of the platform.
+type Deployed interface {
+	// WorkloadNames are the Docker names of what it runs, by the service they belong to.
+	WorkloadNames() map[string]pulumi.Input
+	// DataVolume is the volume it keeps its data in (nil: none).
+	DataVolume() *docker.Volume
+	// Ready is what a service that needs it waits for: healthy once created.
+	Ready() pulumi.Resource
+}
+
 // Service is what a single-workload service component holds: its container or swarm service,
 // and its data volume.
 type Service struct {
@@ -75,6 +87,25 @@ type Service struct {
 	Workload Workload
 	// Volume holds the service's data (nil for a service that keeps none).
 	Volume *docker.Volume
+	// name is the seed's name of the service.
+	name string
+}
+
+// WorkloadNames implements Deployed.
+func (s Service) WorkloadNames() map[string]pulumi.Input {
+	return map[string]pulumi.Input{s.name: s.Workload.Name}
+}
+
+// DataVolume implements Deployed.
+func (s Service) DataVolume() *docker.Volume { return s.Volume }
+
+// Ready implements Deployed.
+func (s Service) Ready() pulumi.Resource { return s.Workload.Resource }
+
+// renamedFrom keeps the resource a child had under its old name: a preview of a stack deployed
+// before the rename shows no change.
+func renamedFrom(old string) pulumi.ResourceOption {
+	return pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(old)}})
 }
 
 // PullImage declares an image so that Docker pulls it once, before the containers that use it are
@@ -90,9 +121,10 @@ func PullImage(ctx *pulumi.Context, name, ref string, opts ...pulumi.ResourceOpt
 	return img, nil
 }
 
-// NewDataVolume declares a named volume that outlives its containers: it is never replaced along
-// with a container, and is retained in Docker on delete unless the policy says otherwise.
-func NewDataVolume(ctx *pulumi.Context, name, dockerName string, policy VolumePolicy, opts ...pulumi.ResourceOption) (*docker.Volume, error) {
+// localVolume is a named volume on the engine the stack deploys to, which outlives its
+// containers: it is never replaced along with a container, and is retained in Docker on delete
+// unless the policy says otherwise. Both targets keep data this way (a swarm on its data node).
+func localVolume(ctx *pulumi.Context, name, dockerName string, policy VolumePolicy, opts ...pulumi.ResourceOption) (*docker.Volume, error) {
 	opts = append(opts, pulumi.Protect(policy.Protect), pulumi.RetainOnDelete(!policy.DeleteOnDestroy),
 		// A volume that compose created (the move from compose) carries compose's labels, which
 		// the provider reads back on refresh. Docker cannot relabel a volume, and a replaced volume
@@ -108,26 +140,43 @@ func NewDataVolume(ctx *pulumi.Context, name, dockerName string, policy VolumePo
 	return v, nil
 }
 
-// serviceDecl is one single-workload service as its component states it, like a row of the
+// ServiceDecl is one single-workload service as its component states it, like a row of the
 // seed's table: what runs, where its data lives, what it exports.
-type serviceDecl struct {
-	// typ is the component's type token.
-	typ string
-	// service is the seed's name of the service (postgres), which names its Docker objects.
-	service string
-	// spec is the container; newService fills in its name, image and resources.
-	spec ContainerSpec
-	// data is the service's data volume (nil: none).
-	data *DataVolume
-	// outputs are the component's outputs beyond its workload's and volume's names.
-	outputs pulumi.Map
+type ServiceDecl struct {
+	// Type is the component's type token.
+	Type string
+	// Service is the seed's name of the service (postgres), which names its Docker objects.
+	Service string
+	// Spec is the workload; NewService fills in its name, image and resources.
+	Spec ContainerSpec
+	// Data is the service's data volume (nil: none).
+	Data *DataVolume
+	// Outputs are the component's outputs beyond its workload's and volume's names.
+	Outputs pulumi.Map
+}
+
+// GenericService is a service that needs no component of its own: its declaration says it all.
+type GenericService struct {
+	pulumi.ResourceState
+	Service
+}
+
+// NewService declares a service from its declaration alone.
+func NewService(ctx *pulumi.Context, name string, args *ServiceArgs, d ServiceDecl, opts ...pulumi.ResourceOption) (*GenericService, error) {
+	g := &GenericService{}
+	svc, err := newService(ctx, name, g, *args, d, opts)
+	if err != nil {
+		return nil, err
+	}
+	g.Service = svc
+	return g, nil
 }
 
 // newService registers component c named name, declares the service's image, data volume and
 // workload as c's children (named from name), and registers c's outputs.
-func newService(ctx *pulumi.Context, name string, c pulumi.ComponentResource, args ServiceArgs, d serviceDecl, opts []pulumi.ResourceOption) (Service, error) {
-	fail := func(err error) (Service, error) { return Service{}, fmt.Errorf("%s: %w", d.service, err) }
-	if err := ctx.RegisterComponentResource(d.typ, name, c, opts...); err != nil {
+func newService(ctx *pulumi.Context, name string, c pulumi.ComponentResource, args ServiceArgs, d ServiceDecl, opts []pulumi.ResourceOption) (Service, error) {
+	fail := func(err error) (Service, error) { return Service{}, fmt.Errorf("%s: %w", d.Service, err) }
+	if err := ctx.RegisterComponentResource(d.Type, name, c, opts...); err != nil {
 		return fail(err)
 	}
 	target := args.Runtime.Target
@@ -135,27 +184,27 @@ func newService(ctx *pulumi.Context, name string, c pulumi.ComponentResource, ar
 	if err != nil {
 		return fail(err)
 	}
-	var res Service
+	res := Service{name: d.Service}
 	outputs := pulumi.Map{}
-	maps.Copy(outputs, d.outputs)
-	spec := d.spec
-	if d.data != nil {
-		res.Volume, err = NewDataVolume(ctx, name+"-data", d.data.Name, args.Volumes, pulumi.Parent(c))
-		if err != nil {
+	maps.Copy(outputs, d.Outputs)
+	spec := d.Spec
+	if d.Data != nil {
+		if res.Volume, err = target.volume(ctx, name+"-data", d.Data.Name, args.Volumes, pulumi.Parent(c)); err != nil {
 			return fail(err)
 		}
-		spec.Volumes = append(spec.Volumes, VolumeMount{Volume: res.Volume.Name, Path: d.data.Path})
+		spec.Volumes = append(spec.Volumes, VolumeMount{Volume: res.Volume.Name, Path: d.Data.Path})
 		spec.Stateful = true
 		outputs["volumeName"] = res.Volume.Name
 	}
-	spec.Name = args.ContainerName(d.service)
+	spec.Name = args.ContainerName(d.Service)
 	spec.Image = img
 	spec.Resources = args.Resources
-	res.Workload, err = NewWorkload(ctx, name+"-"+target.workloadNoun(), args.Runtime, spec, pulumi.Parent(c))
-	if err != nil {
+	spec.After = append(spec.After, args.After...)
+	noun := target.WorkloadNoun()
+	if res.Workload, err = NewWorkload(ctx, name+"-"+noun, args.Runtime, spec, pulumi.Parent(c)); err != nil {
 		return fail(err)
 	}
-	outputs[target.workloadNoun()+"Name"] = res.Workload.Name
+	outputs[noun+"Name"] = res.Workload.Name
 	if err := ctx.RegisterResourceOutputs(c, outputs); err != nil {
 		return fail(err)
 	}

@@ -1,16 +1,8 @@
 package components
 
 import (
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"fmt"
-	"path"
-	"regexp"
-	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -35,8 +27,109 @@ const (
 	EndpointDNSRR = "dnsrr"
 )
 
+func newSwarm(o TargetOptions) (Target, []Problem) {
+	switch o.SwarmEndpointMode {
+	case EndpointVIP, EndpointDNSRR:
+		return Swarm{EndpointMode: o.SwarmEndpointMode}, nil
+	default:
+		return Swarm{EndpointMode: EndpointVIP}, []Problem{{"swarmEndpointMode", fmt.Sprintf("%q is not an endpoint mode; use vip or dnsrr", o.SwarmEndpointMode)}}
+	}
+}
+
 // Orchestrator implements Target.
-func (Swarm) Orchestrator() string { return "swarm" }
+func (Swarm) Orchestrator() Orchestrator { return OrchestratorSwarm }
+
+// Check implements Target: the routing mesh publishes on every address of every node, or, in
+// dnsrr mode, nothing; and a service's environment is plain in `docker service inspect`.
+func (s Swarm) Check(p Plan) []Problem {
+	var out []Problem
+	for _, svc := range p.Services {
+		key := "ports." + svc.Name
+		switch {
+		case svc.Publish == nil:
+		case s.EndpointMode == EndpointDNSRR:
+			out = append(out, Problem{key, "cannot be published with swarmEndpointMode dnsrr, which has no routing mesh; unpublish it (empty value) and reach it through a proxy on the attachable network, or use vip"})
+		case svc.Publish.IP != "0.0.0.0":
+			out = append(out, Problem{key, fmt.Sprintf("%s:%d cannot be published under swarm: the routing mesh publishes a port on every address of every node, never on one address; publish it on 0.0.0.0, or unpublish it (empty value) and reach it from a container on the attachable network", svc.Publish.IP, svc.Publish.Port)})
+		}
+		if svc.SecretEnvKey != "" {
+			out = append(out, Problem{svc.SecretEnvKey, "cannot be used under swarm: a service's environment is shown in plaintext by `docker service inspect`; deliver the value as a file instead, or run with orchestrator docker"})
+		}
+	}
+	return out
+}
+
+// Prepare implements Target: the engine must be a swarm manager whose nodes have room for what
+// the services reserve. The docker provider gives a service's healthcheck no start interval
+// (kreuzwerker v3.8.0, resource_docker_service.go, healthcheck block), so a task is known healthy
+// after one interval.
+func (Swarm) Prepare(p Plan, e Engine, _ func(string)) (HealthTiming, error) {
+	health := p.Health
+	health.StartInterval = 0
+	nodes, err := e.SwarmNodes(p.Host)
+	if err == nil {
+		err = checkSwarmFits(p.Services, nodes)
+	}
+	if err != nil {
+		return health, fmt.Errorf("docker swarm: %w", err)
+	}
+	return health, nil
+}
+
+// checkSwarmFits tells why the services cannot all be scheduled on nodes, or nil. A swarm
+// reserves what a service asks for, and holds a task pending forever when no node has room, so
+// `up` would wait for it until healthyTimeout; the stateful services need a data node with room
+// for all of them, and a stateless one a task more than it runs while it rolls (start-first).
+func checkSwarmFits(services []PlannedService, nodes []SwarmNode) error {
+	var data *SwarmNode
+	var offered capacity
+	for i, n := range nodes {
+		offered = offered.plus(n.CPUs, n.Memory, 1)
+		if n.Data && (data == nil || n.CPUs > data.CPUs) {
+			data = &nodes[i]
+		}
+	}
+	var stateful []string
+	var pinned, all capacity
+	for _, svc := range services {
+		res, tasks := svc.Resources, svc.Instances
+		if svc.Stateful {
+			stateful = append(stateful, svc.Name)
+			pinned = pinned.plus(res.CPUReservation, res.MemoryReservation, 1)
+		} else {
+			tasks++
+		}
+		all = all.plus(res.CPUReservation, res.MemoryReservation, tasks)
+	}
+	if data == nil {
+		return fmt.Errorf("no ready node of the swarm is labelled %s=true, so the stateful services (%s) could never start; label the node that keeps their volumes: `docker node update --label-add %s=true <node>`", DataNodeLabel, strings.Join(stateful, ", "), DataNodeLabel)
+	}
+	var problems []string
+	if !pinned.within(capacity{data.CPUs, data.Memory}) {
+		problems = append(problems, fmt.Sprintf("the stateful services reserve %s on the data node %s, which offers %s", pinned, data.Name, capacity{data.CPUs, data.Memory}))
+	}
+	if !all.within(offered) {
+		problems = append(problems, fmt.Sprintf("all services, with one app replica more while it rolls, reserve %s, and the swarm's %d ready node(s) offer %s", all, len(nodes), offered))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("the services do not fit: %s; lower resources.<service>.reservations, run fewer appReplicas, or add nodes (docs/cluster.md)", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// capacity is CPUs and memory, offered by nodes or reserved by tasks.
+type capacity struct {
+	cpus   NanoCPUs
+	memory UnitBytes
+}
+
+func (c capacity) plus(cpus NanoCPUs, memory UnitBytes, times int) capacity {
+	return capacity{c.cpus + cpus*NanoCPUs(times), c.memory + memory*UnitBytes(times)}
+}
+
+func (c capacity) within(o capacity) bool { return c.cpus <= o.cpus && c.memory <= o.memory }
+
+func (c capacity) String() string { return fmt.Sprintf("%s CPUs and %s", c.cpus, c.memory) }
 
 // Replicates implements Target: a service runs its replicas itself.
 func (Swarm) Replicates() bool { return true }
@@ -45,11 +138,17 @@ func (Swarm) Replicates() bool { return true }
 // answers one record per running task.
 func (Swarm) TasksDNS(host string) string { return "tasks." + host }
 
-func (Swarm) workloadNoun() string { return "service" }
+// WorkloadNoun implements Target.
+func (Swarm) WorkloadNoun() string { return "service" }
 
 // image is the reference itself: each node pulls it where a task lands.
 func (Swarm) image(_ *pulumi.Context, _, ref string, _ ...pulumi.ResourceOption) (pulumi.StringInput, error) {
 	return pulumi.String(ref), nil
+}
+
+// volume is a local volume of the engine (a swarm's data node, where the stateful tasks run).
+func (Swarm) volume(ctx *pulumi.Context, name, dockerName string, policy VolumePolicy, opts ...pulumi.ResourceOption) (*docker.Volume, error) {
+	return localVolume(ctx, name, dockerName, policy, opts...)
 }
 
 func (Swarm) network(ctx *pulumi.Context, name, dockerName string, opts ...pulumi.ResourceOption) (*docker.Network, error) {
@@ -59,264 +158,4 @@ func (Swarm) network(ctx *pulumi.Context, name, dockerName string, opts ...pulum
 		Driver:     pulumi.String("overlay"),
 		Attachable: pulumi.Bool(true),
 	}, append(opts, pulumi.DeleteBeforeReplace(true))...)
-}
-
-// workload turns spec into a swarm service.
-func (s Swarm) workload(ctx *pulumi.Context, name string, rt Runtime, spec ContainerSpec, opts ...pulumi.ResourceOption) (Workload, error) {
-	container := docker.ServiceTaskSpecContainerSpecArgs{
-		Image: spec.Image,
-		// Stated empty: the provider plans an unset sysctl as a change on every preview.
-		Sysctl:      pulumi.StringMap{},
-		Labels:      serviceContainerLabels(rt.Labels),
-		Healthcheck: swarmHealthcheck(rt.Health, spec.HealthCheck),
-		CapDrops:    pulumi.StringArray{pulumi.String("ALL")},
-		ReadOnly:    pulumi.Bool(spec.readOnlyRoot()),
-		// PostgreSQL writes its shutdown checkpoint, an app instance finishes its requests.
-		StopGracePeriod: pulumi.String(shortDuration(StopGraceSeconds * time.Second)),
-	}
-	// Set only when there is one: the provider reads no environment back as none, not as empty.
-	if len(spec.Env) > 0 {
-		container.Env = pulumi.StringMap(spec.Env)
-	}
-	if len(spec.Capabilities) > 0 {
-		container.CapAdds = capabilities(spec.Capabilities)
-	}
-	if spec.User != "" {
-		container.User = pulumi.String(spec.User)
-	}
-	// A swarm's Command is the image's entrypoint, its Args the command.
-	if len(spec.Entrypoint) > 0 {
-		container.Commands = pulumi.ToStringArray(spec.Entrypoint)
-	}
-	if len(spec.Command) > 0 {
-		container.Args = pulumi.ToStringArray(spec.Command)
-	}
-	var mounts docker.ServiceTaskSpecContainerSpecMountArray
-	for _, v := range spec.Volumes {
-		mounts = append(mounts, docker.ServiceTaskSpecContainerSpecMountArgs{Type: pulumi.String("volume"), Source: v.Volume, Target: pulumi.String(v.Path)})
-	}
-	for _, p := range spec.WritablePaths {
-		// Unsized: the provider panics on any tmpfs size (kreuzwerker v3.8.0,
-		// resource_docker_service_structures.go:841 asserts the schema's int as int64). What a
-		// tmpfs holds counts against the task's memory limit, which bounds it instead.
-		mounts = append(mounts, docker.ServiceTaskSpecContainerSpecMountArgs{Type: pulumi.String("tmpfs"), Target: pulumi.String(p)})
-	}
-	container.Mounts = mounts
-	var (
-		deps    []pulumi.Resource
-		mounted swarmFiles
-	)
-	for _, f := range spec.Files {
-		dep, err := mounted.add(ctx, name, spec.Name, f, opts)
-		if err != nil {
-			return Workload{}, err
-		}
-		deps = append(deps, dep)
-	}
-	if len(mounted.secrets) > 0 {
-		container.Secrets = mounted.secrets
-	}
-	if len(mounted.configs) > 0 {
-		container.Configs = mounted.configs
-	}
-	replicas := max(spec.Replicas, 1)
-	// Two tasks of a stateful service would share its volume (two PostgreSQL servers on one data
-	// directory): the old task stops first. A stateless one starts its new task first, so an
-	// update loses no request.
-	order := "start-first"
-	if spec.Stateful {
-		order = "stop-first"
-	}
-	// A new task must stay healthy for a whole healthcheck interval before the next one rolls.
-	monitor := pulumi.String(shortDuration(rt.Health.Interval + rt.Health.Timeout))
-	task := docker.ServiceTaskSpecArgs{
-		ContainerSpec: container,
-		Resources: docker.ServiceTaskSpecResourcesArgs{
-			Limits: docker.ServiceTaskSpecResourcesLimitsArgs{
-				NanoCpus:    pulumi.Int(int(spec.Resources.CPULimit)),
-				MemoryBytes: pulumi.Int(int(spec.Resources.MemoryLimit)),
-			},
-			Reservation: docker.ServiceTaskSpecResourcesReservationArgs{
-				NanoCpus:    pulumi.Int(int(spec.Resources.CPUReservation)),
-				MemoryBytes: pulumi.Int(int(spec.Resources.MemoryReservation)),
-			},
-		},
-		RestartPolicy: docker.ServiceTaskSpecRestartPolicyArgs{
-			Condition: pulumi.String(swarmRestartCondition(rt.Restart)),
-			Delay:     pulumi.String("5s"),
-			// What the provider reads back for an unbounded window.
-			Window: pulumi.String("0s"),
-		},
-		NetworksAdvanceds: docker.ServiceTaskSpecNetworksAdvancedArray{docker.ServiceTaskSpecNetworksAdvancedArgs{
-			Name:    rt.Network,
-			Aliases: pulumi.ToStringArray(spec.Aliases),
-		}},
-		LogDriver: docker.ServiceTaskSpecLogDriverArgs{
-			Name: pulumi.String("json-file"),
-			Options: pulumi.StringMap{
-				"max-size": pulumi.String(rt.Logging.MaxSize),
-				"max-file": pulumi.String(strconv.Itoa(rt.Logging.MaxFile)),
-			},
-		},
-	}
-	if spec.Stateful {
-		task.Placement = docker.ServiceTaskSpecPlacementArgs{
-			Constraints: pulumi.StringArray{pulumi.String("node.labels." + DataNodeLabel + "==true")},
-		}
-	}
-	args := &docker.ServiceArgs{
-		Name:     pulumi.String(spec.Name),
-		Labels:   serviceLabels(rt.Labels),
-		TaskSpec: task,
-		Mode: docker.ServiceModeArgs{
-			Replicated: docker.ServiceModeReplicatedArgs{Replicas: pulumi.Int(replicas)},
-		},
-		UpdateConfig: docker.ServiceUpdateConfigArgs{
-			Parallelism:   pulumi.Int(1),
-			Order:         pulumi.String(order),
-			Monitor:       monitor,
-			FailureAction: pulumi.String("rollback"),
-		},
-		RollbackConfig: docker.ServiceRollbackConfigArgs{
-			Parallelism:   pulumi.Int(1),
-			Order:         pulumi.String(order),
-			Monitor:       monitor,
-			FailureAction: pulumi.String("pause"),
-		},
-		// `pulumi up` returns once every replica runs healthy, not when the service is accepted.
-		ConvergeConfig: docker.ServiceConvergeConfigArgs{
-			Delay:   pulumi.String("2s"),
-			Timeout: pulumi.String(shortDuration(rt.Health.WaitTimeout)),
-		},
-	}
-	var ports docker.ServiceEndpointSpecPortArray
-	for _, p := range spec.Ports {
-		// The routing mesh publishes on every node's address; the config refuses any other.
-		ports = append(ports, docker.ServiceEndpointSpecPortArgs{
-			TargetPort:    pulumi.Int(p.ContainerPort),
-			PublishedPort: pulumi.Int(p.HostPort),
-			PublishMode:   pulumi.String("ingress"),
-			Protocol:      pulumi.String("tcp"),
-		})
-	}
-	switch {
-	case s.EndpointMode == EndpointDNSRR:
-		args.EndpointSpec = docker.ServiceEndpointSpecArgs{Mode: pulumi.String(EndpointDNSRR)}
-	case len(ports) > 0:
-		args.EndpointSpec = docker.ServiceEndpointSpecArgs{Ports: ports}
-	}
-	if len(spec.After) > 0 || len(deps) > 0 {
-		opts = append(opts, pulumi.DependsOn(append(append([]pulumi.Resource{}, spec.After...), deps...)))
-	}
-	svc, err := docker.NewService(ctx, name, args, opts...)
-	if err != nil {
-		return Workload{}, fmt.Errorf("service %s: %w", spec.Name, err)
-	}
-	return Workload{Resource: svc, Name: svc.Name}, nil
-}
-
-var configNameUnsafe = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
-
-// swarmFiles are the configs and secrets a service mounts.
-type swarmFiles struct {
-	configs docker.ServiceTaskSpecContainerSpecConfigArray
-	secrets docker.ServiceTaskSpecContainerSpecSecretArray
-}
-
-// add declares f as a Docker config, or a Docker secret when f is secret, and mounts it at
-// f.Path(). Both are immutable, so the Docker name carries a hash of the file's whole path and
-// content: a new content is a new object, the service rolls onto it, and the old one goes.
-func (m *swarmFiles) add(ctx *pulumi.Context, name, service string, f File, opts []pulumi.ResourceOption) (pulumi.Resource, error) {
-	base := configNameUnsafe.ReplaceAllString(path.Base(f.Name), "-")
-	if len(base) > 24 {
-		base = base[:24]
-	}
-	child := name + "-" + configNameUnsafe.ReplaceAllString(f.Name, "-")
-	// The hash of a secret is not the secret, so the name is shown as the plain string it is.
-	dockerName := pulumi.Unsecret(f.Content.ToStringOutput().ApplyT(func(content string) string {
-		sum := sha256.Sum256([]byte(f.Path() + "\x00" + content))
-		return service + "-" + base + "-" + hex.EncodeToString(sum[:])[:12]
-	}).(pulumi.StringOutput)).(pulumi.StringOutput)
-	data := f.Content.ToStringOutput().ApplyT(func(content string) string {
-		return base64.StdEncoding.EncodeToString([]byte(content))
-	}).(pulumi.StringOutput)
-	const readOnly = 0o444
-	// The bridge asks to delete an explicitly named object before creating its replacement
-	// (pulumi-terraform-bridge v3.116.0, tfbridge/schema.go, nameRequiresDeleteBeforeReplace),
-	// and Docker refuses to delete a secret a service mounts: the new object comes first, the
-	// services move to it, and the old one goes at the end.
-	opts = append(slices.Clip(opts), pulumi.DeleteBeforeReplace(false))
-	if f.Secret {
-		s, err := docker.NewSecret(ctx, child, &docker.SecretArgs{Name: dockerName, Data: pulumi.ToSecret(data).(pulumi.StringOutput)}, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("secret %s: %w", f.Name, err)
-		}
-		m.secrets = append(m.secrets, docker.ServiceTaskSpecContainerSpecSecretArgs{
-			SecretId: s.ID(), SecretName: s.Name, FileName: pulumi.String(f.Path()),
-			FileMode: pulumi.Int(readOnly), FileUid: pulumi.String("0"), FileGid: pulumi.String("0"),
-		})
-		return s, nil
-	}
-	c, err := docker.NewServiceConfig(ctx, child, &docker.ServiceConfigArgs{Name: dockerName, Data: data}, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", f.Name, err)
-	}
-	m.configs = append(m.configs, docker.ServiceTaskSpecContainerSpecConfigArgs{
-		ConfigId: c.ID(), ConfigName: c.Name, FileName: pulumi.String(f.Path()),
-		FileMode: pulumi.Int(readOnly), FileUid: pulumi.String("0"), FileGid: pulumi.String("0"),
-	})
-	return c, nil
-}
-
-// swarmRestartCondition is the swarm restart condition closest to a container restart policy:
-// a swarm restarts any task that exits unless told otherwise, and a manual stop is a service
-// update (scale to 0), not a container stop.
-func swarmRestartCondition(policy string) string {
-	switch policy {
-	case "no":
-		return "none"
-	case "on-failure":
-		return "on-failure"
-	default:
-		return "any"
-	}
-}
-
-// swarmHealthcheck is the healthcheck with the platform's timing. The docker provider's service
-// has no start interval (kreuzwerker v3.8.0, resource_docker_service.go, healthcheck block), so a
-// swarm task is known healthy after one interval, not in seconds.
-func swarmHealthcheck(h HealthTiming, test []string) docker.ServiceTaskSpecContainerSpecHealthcheckArgs {
-	return docker.ServiceTaskSpecContainerSpecHealthcheckArgs{
-		Tests:       pulumi.ToStringArray(test),
-		Interval:    pulumi.String(shortDuration(h.Interval)),
-		Timeout:     pulumi.String(shortDuration(h.Timeout)),
-		Retries:     pulumi.Int(h.Retries),
-		StartPeriod: pulumi.String(shortDuration(h.StartPeriod)),
-	}
-}
-
-// shortDuration writes d as the provider reads a service's durations back (kreuzwerker v3.8.0,
-// resource_docker_service_structures.go, shortDur): time.Duration.String without a trailing
-// "0s" or "0m" ("1m", not "1m0s").
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
-}
-
-func serviceLabels(labels map[string]string) docker.ServiceLabelArray {
-	return sortedLabels(labels, func(l, v pulumi.String) docker.ServiceLabelInput {
-		return docker.ServiceLabelArgs{Label: l, Value: v}
-	})
-}
-
-func serviceContainerLabels(labels map[string]string) docker.ServiceTaskSpecContainerSpecLabelArray {
-	return sortedLabels(labels, func(l, v pulumi.String) docker.ServiceTaskSpecContainerSpecLabelInput {
-		return docker.ServiceTaskSpecContainerSpecLabelArgs{Label: l, Value: v}
-	})
 }

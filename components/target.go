@@ -2,28 +2,116 @@ package components
 
 import (
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
+// Orchestrator names a target as the `orchestrator` config key does.
+type Orchestrator string
+
+// The targets the program deploys to.
+const (
+	OrchestratorDocker Orchestrator = "docker"
+	OrchestratorSwarm  Orchestrator = "swarm"
+)
+
 // Target is where the platform runs: containers on one Docker engine, or services on a Docker
-// Swarm cluster. The components state what each service is (a ContainerSpec); the target alone
-// turns that into Docker objects, so everything else is the same on both.
+// Swarm cluster. It is chosen once, from the stack's config, as kind chooses its provider;
+// everything that differs between targets is one of its methods: the rules a plan must meet,
+// the questions asked of the engine, and turning each service's ContainerSpec into Docker objects.
 type Target interface {
 	// Orchestrator names the target as the `orchestrator` config key does.
-	Orchestrator() string
+	Orchestrator() Orchestrator
+	// Check returns what of the plan the target cannot run, each problem naming its config key.
+	Check(p Plan) []Problem
+	// Prepare asks the engine at the plan's host what the target needs to know, and returns the
+	// healthcheck timing its engine takes, or why the engine cannot run the plan.
+	Prepare(p Plan, e Engine, note func(string)) (HealthTiming, error)
 	// Replicates tells whether one workload runs several instances itself (a swarm service's
-	// replicas behind the routing mesh) rather than one container per instance.
+	// replicas) rather than one container per instance behind a load balancer.
 	Replicates() bool
 	// TasksDNS is the DNS name that answers one A record per instance of the service named host.
 	TasksDNS(host string) string
+	// WorkloadNoun is what a workload is on this target (container, service), for names.
+	WorkloadNoun() string
 
-	// workloadNoun is what a workload is on this target, for its resource name.
-	workloadNoun() string
 	image(ctx *pulumi.Context, name, ref string, opts ...pulumi.ResourceOption) (pulumi.StringInput, error)
 	network(ctx *pulumi.Context, name, dockerName string, opts ...pulumi.ResourceOption) (*docker.Network, error)
+	volume(ctx *pulumi.Context, name, dockerName string, policy VolumePolicy, opts ...pulumi.ResourceOption) (*docker.Volume, error)
 	workload(ctx *pulumi.Context, name string, rt Runtime, spec ContainerSpec, opts ...pulumi.ResourceOption) (Workload, error)
+}
+
+// TargetOptions are the target-specific keys of a stack's config.
+type TargetOptions struct {
+	// SwarmEndpointMode is how swarm services are reached: vip or dnsrr.
+	SwarmEndpointMode string
+}
+
+// targets are the registered targets: a new one is a file with its type and one entry here.
+var targets = map[Orchestrator]func(TargetOptions) (Target, []Problem){
+	OrchestratorDocker: newDockerEngine,
+	OrchestratorSwarm:  newSwarm,
+}
+
+// NewTarget is the target the orchestrator key names, with its options, or the problems that
+// keep the config from choosing one.
+func NewTarget(orchestrator string, o TargetOptions) (Target, []Problem) {
+	choose, ok := targets[Orchestrator(orchestrator)]
+	if !ok {
+		names := slices.Sorted(maps.Keys(targets))
+		return nil, []Problem{{"orchestrator", fmt.Sprintf("%q is not an orchestrator; use one of %s", orchestrator, strings.Join(toStrings(names), ", "))}}
+	}
+	return choose(o)
+}
+
+func toStrings[S ~string](in []S) []string {
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = string(s)
+	}
+	return out
+}
+
+// Problem is one config value a target cannot take.
+type Problem struct {
+	// Key is the config key without its namespace.
+	Key string
+	// Message says what is wrong and what to do.
+	Message string
+}
+
+// Plan is what a stack asks a target to run, as the target needs to judge it.
+type Plan struct {
+	// Namespace prefixes the config keys an error names (maricusco:dockerApiVersion).
+	Namespace string
+	// Host is the Docker daemon the stack deploys to.
+	Host string
+	// APIVersion is the engine's API version as configured (empty: ask the engine).
+	APIVersion string
+	// Health is the stack's healthcheck timing.
+	Health HealthTiming
+	// Services are the services the stack runs.
+	Services []PlannedService
+}
+
+// PlannedService is one service of a plan.
+type PlannedService struct {
+	// Name is the seed's name of the service.
+	Name string
+	// Publish is its host port (nil: not published).
+	Publish *HostPort
+	// Stateful services keep data in a volume of their node.
+	Stateful bool
+	// Resources are its limits and reservations.
+	Resources Resources
+	// Instances is how many of it run (1 for all but the app).
+	Instances int
+	// SecretEnvKey names the config key of its secret environment variables, when it has any.
+	SecretEnvKey string
 }
 
 // Workload is what a target made of one ContainerSpec: a container, or a swarm service.
@@ -32,44 +120,6 @@ type Workload struct {
 	Resource pulumi.Resource
 	// Name is its Docker name.
 	Name pulumi.StringOutput
-}
-
-// DockerEngine is the single-host target: one container per instance, files copied in, images
-// pulled once on the host.
-type DockerEngine struct{}
-
-// Orchestrator implements Target.
-func (DockerEngine) Orchestrator() string { return "docker" }
-
-// Replicates implements Target: each instance is its own container.
-func (DockerEngine) Replicates() bool { return false }
-
-// TasksDNS implements Target: every instance carries the service's alias.
-func (DockerEngine) TasksDNS(host string) string { return host }
-
-func (DockerEngine) workloadNoun() string { return "container" }
-
-func (DockerEngine) image(ctx *pulumi.Context, name, ref string, opts ...pulumi.ResourceOption) (pulumi.StringInput, error) {
-	img, err := PullImage(ctx, name, ref, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return img.ImageId, nil
-}
-
-func (DockerEngine) network(ctx *pulumi.Context, name, dockerName string, opts ...pulumi.ResourceOption) (*docker.Network, error) {
-	return docker.NewNetwork(ctx, name, &docker.NetworkArgs{
-		Name:   pulumi.String(dockerName),
-		Driver: pulumi.String("bridge"),
-	}, append(opts, pulumi.DeleteBeforeReplace(true))...)
-}
-
-func (DockerEngine) workload(ctx *pulumi.Context, name string, rt Runtime, spec ContainerSpec, opts ...pulumi.ResourceOption) (Workload, error) {
-	c, err := NewServiceContainer(ctx, name, rt, spec, opts...)
-	if err != nil {
-		return Workload{}, err
-	}
-	return Workload{Resource: c, Name: c.Name}, nil
 }
 
 // NewWorkload declares spec on the runtime's target: the one place a component's spec becomes a

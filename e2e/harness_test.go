@@ -73,7 +73,7 @@ var announceSkip sync.Once
 func requireRealEngine(t *testing.T) {
 	t.Helper()
 	if os.Getenv("MARICUSCO_E2E") != "1" {
-		t.Skip("the real-engine suite runs with MARICUSCO_E2E=1 (README: Tests)")
+		t.Skip("the real-engine suite runs with MARICUSCO_E2E=1 (docs/testing.md)")
 	}
 	if missing := missingToolchain(); len(missing) > 0 {
 		msg := "REAL-ENGINE SUITE SKIPPED: this machine lacks " + strings.Join(missing, "; ")
@@ -82,7 +82,7 @@ func requireRealEngine(t *testing.T) {
 	}
 }
 
-// figures are the measurements the suite prints at the end, for the README's table.
+// figures are the measurements the suite prints at the end, for docs/testing.md's table.
 var figures struct {
 	sync.Mutex
 	rows []string

@@ -37,7 +37,7 @@ func TestDevLifecycle(t *testing.T) {
 
 	t.Run("the move from compose keeps the data: compose down, then up from nothing to all healthy", func(t *testing.T) {
 		composeDeploymentWithData(t, p)
-		// The README's steps: stop the compose deployment, keeping its volumes, then deploy.
+		// docs/configuration.md's steps: stop the compose deployment, keeping its volumes, then deploy.
 		compose(t, p.engine, "down")
 		took := p.up(t, stack)
 		require.Equal(t, devContainers, p.containers(t, stack))

@@ -43,7 +43,7 @@ container_of() {
   fi
   local c
   c=$(docker ps -q --filter "label=com.docker.swarm.service.name=$1" | head -n 1)
-  [ -n "$c" ] || die "no task of $1 runs on $host: point dockerHost at the node labelled maricusco.data=true (README: Running on a cluster)"
+  [ -n "$c" ] || die "no task of $1 runs on $host: point dockerHost at the node labelled maricusco.data=true (docs/cluster.md)"
   echo "$c"
 }
 

@@ -31,11 +31,11 @@ var Guardrails = []Guardrail{
 
 func unpinnedImages(c *Config) []Problem {
 	var out []Problem
-	for _, svc := range Services {
-		if svc == "backup" {
-			continue // runs the postgres image
+	for _, s := range c.registry {
+		if s.ImageOf != "" {
+			continue // its image is another service's, checked there
 		}
-		ref := c.Service(svc).Image
+		svc, ref := s.Name, c.Services[s.Name].Image
 		named, err := reference.ParseNormalizedNamed(ref)
 		if err != nil {
 			continue // reported by the image check
@@ -51,9 +51,9 @@ func unpinnedImages(c *Config) []Problem {
 
 func exposedPorts(c *Config) []Problem {
 	var out []Problem
-	for _, svc := range publishable {
-		hp := c.Service(svc).Publish
-		if hp == nil || svc == "app" || svc == "grafana" {
+	for _, s := range c.registry {
+		svc, hp := s.Name, c.Services[s.Name].Publish
+		if hp == nil || s.Exposed {
 			continue
 		}
 		if ip := net.ParseIP(hp.IP); ip != nil && !ip.IsLoopback() {

@@ -4,15 +4,13 @@ package stacks
 import (
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/maricusco/infra/components"
+	"github.com/maricusco/infra/engine"
 )
 
 // DefaultDockerHost is the local Docker socket, used when neither config nor DOCKER_HOST names a host.
@@ -20,18 +18,12 @@ const DefaultDockerHost = "unix:///var/run/docker.sock"
 
 // Platform is the deployed system.
 type Platform struct {
-	Config     *Config
-	Provider   *docker.Provider
-	Network    *components.Network
-	Secrets    *components.Secrets
-	Postgres   *components.Postgres
-	Redis      *components.Redis
-	ChromaDB   *components.ChromaDB
-	App        *components.App
-	Prometheus *components.Prometheus
-	Grafana    *components.Grafana
-	// Backup is nil when the stack turns backups off.
-	Backup *components.Backup
+	Config   *Config
+	Provider *docker.Provider
+	Network  *components.Network
+	Secrets  *components.Secrets
+	// Services are the deployed services' components, by registry name.
+	Services map[string]components.Deployed
 }
 
 // Run is the Pulumi program: it deploys the platform and exports its outputs.
@@ -61,39 +53,15 @@ func DockerHost(configured string) string {
 	return DefaultDockerHost
 }
 
-// Option changes what Deploy provisions beyond the stack's config.
-type Option func(*options)
-
-type options struct {
-	dashboards fs.FS
-	engineAPI  func(host string) (string, error)
-	swarmNodes func(host string) ([]SwarmNode, error)
-}
-
-// WithSwarmNodes asks nodes, instead of the Docker engine, for the swarm's ready nodes.
-func WithSwarmNodes(nodes func(host string) ([]SwarmNode, error)) Option {
-	return func(o *options) { o.swarmNodes = nodes }
-}
-
-// WithEngineAPIVersion asks probe, instead of the Docker engine, for the engine's API version
-// when the stack does not set dockerApiVersion.
-func WithEngineAPIVersion(probe func(host string) (string, error)) Option {
-	return func(o *options) { o.engineAPI = probe }
-}
-
-// WithDashboards provisions the dashboards in fsys (one JSON file each) instead of the embedded ones.
-func WithDashboards(fsys fs.FS) Option {
-	return func(o *options) { o.dashboards = fsys }
-}
-
-// Deploy validates the config, then declares every resource. Nothing is registered when the
-// config is invalid.
+// Deploy validates the config, asks the target's engine what it must know, then declares every
+// service of the registry the stack runs, in the registry's order. Nothing is registered when the
+// config is invalid or the engine cannot run it.
 func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
-	o := options{engineAPI: EngineAPIVersion, swarmNodes: SwarmNodes}
+	o := options{engine: engine.Docker{}, registry: Registry}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	cfg, err := Load(ctx)
+	cfg, err := load(ctx, o.registry)
 	if err != nil {
 		return nil, err
 	}
@@ -102,249 +70,108 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 			return nil, fmt.Errorf("log: %w", err)
 		}
 	}
-	if err := checkTarget(cfg, o); err != nil {
-		return nil, err
-	}
-	health, err := healthFor(ctx, cfg, o.engineAPI)
+	var logErr error
+	health, err := cfg.Target.Prepare(cfg.plan(), o.engine, func(msg string) { logErr = ctx.Log.Info(msg, nil) })
 	if err != nil {
 		return nil, err
 	}
-	p := &Platform{Config: cfg}
-	p.Provider, err = docker.NewProvider(ctx, "docker", &docker.ProviderArgs{Host: pulumi.String(DockerHost(cfg.DockerHost))})
-	if err != nil {
+	if logErr != nil {
+		return nil, fmt.Errorf("log: %w", logErr)
+	}
+	p := &Platform{Config: cfg, Services: map[string]components.Deployed{}}
+	if p.Provider, err = docker.NewProvider(ctx, "docker", &docker.ProviderArgs{Host: pulumi.String(DockerHost(cfg.DockerHost))}); err != nil {
 		return nil, fmt.Errorf("docker provider: %w", err)
 	}
 	onDocker := pulumi.Providers(p.Provider)
-	target := cfg.Target()
-	if p.Network, err = components.NewNetwork(ctx, "network", &components.NetworkArgs{Name: cfg.Prefix + "-network", Target: target}, onDocker); err != nil {
+	if p.Network, err = components.NewNetwork(ctx, "network", &components.NetworkArgs{Name: cfg.Prefix + "-network", Target: cfg.Target}, onDocker); err != nil {
 		return nil, err
 	}
-	if p.Secrets, err = components.NewSecrets(ctx, "secrets", &components.SecretsArgs{
-		PostgresPassword:          cfg.Secrets[PostgresPasswordKey],
-		PostgresSuperuserPassword: cfg.Secrets[PostgresSuperuserPasswordKey],
-		PostgresBackupPassword:    cfg.Secrets[PostgresBackupPasswordKey],
-		RedisPassword:             cfg.Secrets[RedisPasswordKey],
-		GrafanaAdminPassword:      cfg.Secrets[GrafanaAdminPasswordKey],
-	}); err != nil {
+	if p.Secrets, err = components.NewSecrets(ctx, "secrets", cfg.secretsArgs()); err != nil {
 		return nil, err
 	}
-	runtime := components.Runtime{
-		Target:  target,
-		Network: p.Network.Name,
-		Restart: cfg.Restart,
-		Health:  health,
-		Logging: cfg.Logging,
-		Labels:  map[string]string{"maricusco.stack": ctx.Stack(), "maricusco.project": ctx.Project()},
-	}
-	service := func(name string) components.ServiceArgs {
-		s := cfg.Service(name)
-		return components.ServiceArgs{
-			Prefix:    cfg.Prefix,
-			Runtime:   runtime,
-			Image:     s.Image,
-			Resources: s.Resources,
-			Publish:   s.Publish,
-			Volumes:   components.VolumePolicy{Protect: cfg.Protect, DeleteOnDestroy: cfg.DeleteVolumesOnDestroy},
-		}
-	}
-	var backups *components.PostgresBackups
-	if cfg.Backup.Enabled {
-		backups = &components.PostgresBackups{Password: p.Secrets.PostgresBackupPassword, RetainedLimit: cfg.Backup.WALRetainedLimit}
-	}
-	if p.Postgres, err = components.NewPostgres(ctx, "postgres", &components.PostgresArgs{
-		ServiceArgs:       service("postgres"),
-		Database:          cfg.PostgresDB,
-		User:              cfg.PostgresUser,
-		Password:          p.Secrets.PostgresPassword,
-		SuperuserPassword: p.Secrets.PostgresSuperuserPassword,
-		Backups:           backups,
-	}, onDocker); err != nil {
-		return nil, err
-	}
-	if p.Redis, err = components.NewRedis(ctx, "redis", &components.RedisArgs{
-		ServiceArgs: service("redis"),
-		Password:    p.Secrets.RedisPassword,
-	}, onDocker); err != nil {
-		return nil, err
-	}
-	if p.ChromaDB, err = components.NewChromaDB(ctx, "chromadb", &components.ChromaDBArgs{ServiceArgs: service("chromadb")}, onDocker); err != nil {
-		return nil, err
-	}
-	loadBalancer := service("lb")
-	loadBalancer.Publish = cfg.Service("app").Publish
-	secretEnv := map[string]pulumi.StringInput{}
-	for k, v := range cfg.App.SecretEnv {
-		secretEnv[k] = pulumi.ToSecret(pulumi.String(v)).(pulumi.StringOutput)
-	}
-	if p.App, err = components.NewApp(ctx, "app", &components.AppArgs{
-		ServiceArgs:      service("app"),
-		AppSettings:      cfg.App.AppSettings,
-		SecretEnv:        secretEnv,
-		PostgresDB:       cfg.PostgresDB,
-		PostgresUser:     cfg.PostgresUser,
-		PostgresPassword: p.Secrets.PostgresPassword,
-		RedisPassword:    p.Secrets.RedisPassword,
-		Replicas:         cfg.App.Replicas,
-		LoadBalancer:     loadBalancer,
-		DependsOn:        []pulumi.Resource{p.Postgres.Workload.Resource, p.Redis.Workload.Resource, p.ChromaDB.Workload.Resource},
-	}, onDocker); err != nil {
-		return nil, err
-	}
-	if p.Prometheus, err = components.NewPrometheus(ctx, "prometheus", &components.PrometheusArgs{
-		ServiceArgs: service("prometheus"),
-		PrometheusConfig: components.PrometheusConfig{
-			Stack:          ctx.Stack(),
-			ScrapeInterval: cfg.ScrapeInterval,
-			AppPort:        cfg.App.Port,
-			ErrorRatio:     cfg.AlertErrorRatio,
-			Backups:        cfg.backupAlerting(),
+	d := &Deployment{
+		Config: cfg, Secrets: p.Secrets, Deployed: p.Services, Options: []pulumi.ResourceOption{onDocker}, dashboards: o.dashboards,
+		Runtime: components.Runtime{
+			Target:  cfg.Target,
+			Network: p.Network.Name,
+			Restart: cfg.Restart,
+			Health:  health,
+			Logging: cfg.Logging,
+			Labels:  map[string]string{"maricusco.stack": ctx.Stack(), "maricusco.project": ctx.Project()},
 		},
-		Retention: cfg.Retention,
-	}, onDocker); err != nil {
-		return nil, err
 	}
-	if p.Grafana, err = components.NewGrafana(ctx, "grafana", &components.GrafanaArgs{
-		ServiceArgs:   service("grafana"),
-		AdminUser:     cfg.GrafanaAdminUser,
-		AdminPassword: p.Secrets.GrafanaAdminPassword,
-		Dashboards:    o.dashboards,
-	}, onDocker); err != nil {
-		return nil, err
-	}
-	if cfg.Backup.Enabled {
-		if p.Backup, err = components.NewBackup(ctx, "backup", &components.BackupArgs{
-			ServiceArgs:      service("backup"),
-			Interval:         cfg.Backup.Every,
-			Keep:             cfg.Backup.Keep,
-			WALMaxAge:        cfg.Backup.MaxAge,
-			WALRetainedLimit: cfg.Backup.WALRetainedLimit,
-			Database:         cfg.PostgresDB,
-			Password:         p.Secrets.PostgresBackupPassword,
-			Postgres:         p.Postgres.Workload.Resource,
-		}, onDocker); err != nil {
+	for _, s := range cfg.running() {
+		if s.Deploy == nil {
+			continue
+		}
+		if p.Services[s.Name], err = s.Deploy(ctx, d); err != nil {
 			return nil, err
 		}
 	}
 	return p, nil
 }
 
-// backupAlerting is what Prometheus alerts on when the stack runs backups (nil: none).
-func (c *Config) backupAlerting() *components.BackupAlerting {
-	if !c.Backup.Enabled {
-		return nil
+// secretsArgs are the secrets the stack sets; the others are generated.
+func (c *Config) secretsArgs() *components.SecretsArgs {
+	return &components.SecretsArgs{
+		PostgresPassword:          c.Secrets[PostgresPasswordKey],
+		PostgresSuperuserPassword: c.Secrets[PostgresSuperuserPasswordKey],
+		PostgresBackupPassword:    c.Secrets[PostgresBackupPasswordKey],
+		RedisPassword:             c.Secrets[RedisPasswordKey],
+		GrafanaAdminPassword:      c.Secrets[GrafanaAdminPasswordKey],
 	}
-	return &components.BackupAlerting{WALMaxAge: c.Backup.MaxAge, WALRetainedLimit: c.Backup.WALRetainedLimit, Interval: c.Backup.Every}
 }
 
-// checkTarget tells why the target cannot run the stack, before anything is declared: on a swarm,
-// the engine must be a manager whose nodes have room for what the services reserve.
-func checkTarget(cfg *Config, o options) error {
-	if cfg.Orchestrator != "swarm" {
-		return nil
-	}
-	nodes, err := o.swarmNodes(DockerHost(cfg.DockerHost))
-	if err == nil {
-		err = checkSwarmFits(cfg, cfg.deployed(), nodes)
-	}
-	if err != nil {
-		return fmt.Errorf("docker swarm: %w", err)
-	}
-	return nil
+// Option changes what Deploy provisions beyond the stack's config.
+type Option func(*options)
+
+type options struct {
+	dashboards fs.FS
+	engine     components.Engine
+	registry   []Service
 }
 
-// healthFor is the stack's healthcheck timing on its target: without the start interval on an
-// engine too old to take one, or on a swarm, whose services the docker provider gives none.
-func healthFor(ctx *pulumi.Context, cfg *Config, probe func(string) (string, error)) (components.HealthTiming, error) {
-	health, api := cfg.Health, cfg.EngineAPIVersion
-	if cfg.Orchestrator == "swarm" {
-		health.StartInterval = 0
-		return health, nil
-	}
-	if api == "" {
-		host := DockerHost(cfg.DockerHost)
-		var err error
-		if api, err = probe(host); err != nil {
-			return health, fmt.Errorf("docker engine: cannot ask %s for its API version (%w); start it, or set %s:dockerApiVersion", host, err, Namespace)
-		}
-		if !validAPIVersion(api) {
-			return health, fmt.Errorf("docker engine at %s answered API version %q; set %s:dockerApiVersion", host, api, Namespace)
-		}
-	}
-	if health.StartInterval > 0 && !SupportsStartInterval(api) {
-		health.StartInterval = 0
-		msg := fmt.Sprintf("Docker Engine API %s predates %s (Docker 25): healthchecks run without a start interval, so a new container is known healthy only after %s", api, startIntervalAPI, health.Interval)
-		if err := ctx.Log.Info(msg, nil); err != nil {
-			return health, fmt.Errorf("log: %w", err)
-		}
-	}
-	return health, nil
+// SwarmNode is one node of a swarm, as the engine reports it.
+type SwarmNode = components.SwarmNode
+
+// WithSwarmNodes asks nodes, instead of the Docker engine, for the swarm's ready nodes.
+func WithSwarmNodes(nodes func(host string) ([]SwarmNode, error)) Option {
+	return func(o *options) { o.engine = probes{o.engine, nil, nodes} }
 }
 
-// URL is how a user reaches a published service: the Docker host's name, or the bound address.
-func (p *Platform) URL(service string) string {
-	hp := p.Config.Service(service).Publish
-	if hp == nil {
-		return ""
-	}
-	host := hp.IP
-	if host == "0.0.0.0" || host == "::" {
-		host = "localhost"
-		if u, err := url.Parse(DockerHost(p.Config.DockerHost)); err == nil && (u.Scheme == "ssh" || u.Scheme == "tcp") && u.Hostname() != "" {
-			host = u.Hostname()
-		}
-	}
-	return (&url.URL{Scheme: "http", Host: host + ":" + strconv.Itoa(hp.Port)}).String()
+// WithEngineAPIVersion asks probe, instead of the Docker engine, for the engine's API version
+// when the stack does not set dockerApiVersion.
+func WithEngineAPIVersion(probe func(host string) (string, error)) Option {
+	return func(o *options) { o.engine = probes{o.engine, probe, nil} }
 }
 
-func (p *Platform) export(ctx *pulumi.Context) {
-	ctx.Export("appUrl", pulumi.String(p.URL("app")))
-	ctx.Export("grafanaUrl", pulumi.String(p.URL("grafana")))
-	ctx.Export("networkName", p.Network.Name)
-	ctx.Export("volumeNames", pulumi.StringMap{
-		"postgres":   p.Postgres.Volume.Name,
-		"redis":      p.Redis.Volume.Name,
-		"chromadb":   p.ChromaDB.Volume.Name,
-		"prometheus": p.Prometheus.Volume.Name,
-		"grafana":    p.Grafana.Volume.Name,
-	})
-	apps := pulumi.StringArray{}
-	for _, w := range p.App.Instances {
-		apps = append(apps, w.Name)
+// WithDashboards provisions the dashboards in fsys (one JSON file each) instead of the embedded ones.
+func WithDashboards(fsys fs.FS) Option {
+	return func(o *options) { o.dashboards = fsys }
+}
+
+// WithServices adds rows to the registry, after its own: a service the program does not ship.
+func WithServices(rows ...Service) Option {
+	return func(o *options) { o.registry = append(append([]Service{}, o.registry...), rows...) }
+}
+
+// probes answer some of an engine's questions themselves and pass the others on.
+type probes struct {
+	next  components.Engine
+	api   func(host string) (string, error)
+	nodes func(host string) ([]SwarmNode, error)
+}
+
+func (p probes) APIVersion(host string) (string, error) {
+	if p.api != nil {
+		return p.api(host)
 	}
-	names := pulumi.Map{
-		"app":        apps,
-		"postgres":   p.Postgres.Workload.Name,
-		"redis":      p.Redis.Workload.Name,
-		"chromadb":   p.ChromaDB.Workload.Name,
-		"prometheus": p.Prometheus.Workload.Name,
-		"grafana":    p.Grafana.Workload.Name,
+	return p.next.APIVersion(host)
+}
+
+func (p probes) SwarmNodes(host string) ([]SwarmNode, error) {
+	if p.nodes != nil {
+		return p.nodes(host)
 	}
-	if p.App.LoadBalanced {
-		names["lb"] = p.App.Front.Name
-	}
-	if p.Backup != nil {
-		names["backup"] = p.Backup.Workload.Name
-	}
-	namesKey := "containerNames"
-	if p.Config.Orchestrator == "swarm" {
-		namesKey = "serviceNames"
-	}
-	ctx.Export(namesKey, names)
-	ctx.Export("orchestrator", pulumi.String(p.Config.Orchestrator))
-	ctx.Export("postgresConnectionString", p.Postgres.ConnectionString)
-	// deploy.sh's backup and restore find the engine, the workloads and the volumes here.
-	ctx.Export("dockerHost", pulumi.String(DockerHost(p.Config.DockerHost)))
-	if p.Backup != nil {
-		ctx.Export("backup", pulumi.Map{
-			"volume":   p.Backup.Volume.Name,
-			"interval": pulumi.String(p.Config.Backup.Every.String()),
-			"keep":     pulumi.Int(p.Config.Backup.Keep),
-		})
-		ctx.Export("backupContainer", p.Backup.Workload.Name)
-		ctx.Export("backupVolume", p.Backup.Volume.Name)
-		ctx.Export("postgresWorkload", p.Postgres.Workload.Name)
-		ctx.Export("postgresVolume", p.Postgres.Volume.Name)
-		ctx.Export("appWorkloads", apps.ToStringArrayOutput().ApplyT(func(names []string) string { return strings.Join(names, " ") }).(pulumi.StringOutput))
-	}
-	ctx.Export("grafanaAdminPassword", p.Secrets.GrafanaAdminPassword)
+	return p.next.SwarmNodes(host)
 }

@@ -8,12 +8,14 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/maricusco/infra/components"
 )
 
 // Namespace is the config namespace of this project's keys (`maricusco:<key>`).
 const Namespace = "maricusco"
 
-// Key describes one config key: what Pulumi.yaml declares for it and the README documents.
+// Key describes one config key: what Pulumi.yaml declares for it and docs/configuration.md documents.
 type Key struct {
 	// Name is the key without its namespace.
 	Name string
@@ -65,6 +67,24 @@ type reader struct {
 
 func (r *reader) fail(key, format string, args ...any) {
 	r.problems = append(r.problems, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
+}
+
+// add records problems a target found, as the reader's own.
+func (r *reader) add(problems []components.Problem) {
+	for _, p := range problems {
+		r.fail(p.Key, "%s", p.Message)
+	}
+}
+
+// has tells whether a problem is recorded for key already (a value that did not parse), so that
+// a rule on the value does not report it twice.
+func (r *reader) has(key string) bool {
+	for _, p := range r.problems {
+		if p.Key == key {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *reader) declare(k Key) (string, bool) {
@@ -134,6 +154,13 @@ func (r *reader) secret(name, desc string) (string, bool) {
 		return "", false
 	}
 	return v, true
+}
+
+// secretInto reads a secret key into the config's secrets when the stack sets it.
+func (r *reader) secretInto(c *Config, name, desc string) {
+	if v, ok := r.secret(name, desc); ok {
+		c.Secrets[name] = v
+	}
 }
 
 // object decodes a structured key (JSON from the Pulumi CLI, which is also YAML) into out,

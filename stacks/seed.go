@@ -1,43 +1,12 @@
 package stacks
 
-import (
-	"fmt"
-
-	"gopkg.in/yaml.v3"
-)
-
-// seedResources is the seed document's "Resource Limits" table, in its own compose notation.
-// Prometheus, the load balancer (lb) and the backup service have no row in the seed; theirs are
-// ours: one CPU and 1G hold 15 days of the app's metrics with room to spare, and a 256M
-// reservation keeps Prometheus's head block in memory under pressure; nginx proxying a few
-// thousand connections needs far less than its 256M limit; pg_dump streams, so half a CPU and
-// 512M dump a database of any size, only more slowly, without starving the server it reads.
-const seedResources = `
-app:
-  limits: { cpus: '2.0', memory: 4G }
-  reservations: { cpus: '0.5', memory: 512M }
-postgres:
-  limits: { cpus: '2.0', memory: 2G }
-  reservations: { cpus: '0.5', memory: 512M }
-redis:
-  limits: { cpus: '1.0', memory: 1G }
-  reservations: { cpus: '0.25', memory: 256M }
-chromadb:
-  limits: { cpus: '2.0', memory: 2G }
-  reservations: { cpus: '0.5', memory: 512M }
-prometheus:
-  limits: { cpus: '1.0', memory: 1G }
-  reservations: { cpus: '0.25', memory: 256M }
-grafana:
-  limits: { cpus: '1.0', memory: 512M }
-  reservations: { cpus: '0.25', memory: 128M }
-lb:
-  limits: { cpus: '1.0', memory: 256M }
-  reservations: { cpus: '0.25', memory: 64M }
-backup:
-  limits: { cpus: '0.5', memory: 512M }
-  reservations: { cpus: '0.1', memory: 64M }
-`
+// The seed document's "Resource Limits" table is in the registry, a row per service, in its own
+// compose notation; seedRow marks a row the seed gives. Prometheus, the load balancer and the
+// backup service have no row in the seed, and oursRow marks theirs: one CPU and 1G hold 15 days of
+// the app's metrics with room to spare, and a 256M reservation keeps Prometheus's head block in
+// memory under pressure; nginx proxying a few thousand connections needs far less than its 256M
+// limit; pg_dump and pg_basebackup stream, so half a CPU and 512M back up a database of any size,
+// only more slowly, without starving the server they read.
 
 // ResourceSpec is one service's limits and reservations in compose notation (cpus '2.0', memory 4G).
 type ResourceSpec struct {
@@ -51,13 +20,14 @@ type Amounts struct {
 	Memory string `yaml:"memory" json:"memory"`
 }
 
-// SeedResources returns the default limits and reservations of every service.
-func SeedResources() (map[string]ResourceSpec, error) {
-	var out map[string]ResourceSpec
-	if err := yaml.Unmarshal([]byte(seedResources), &out); err != nil {
-		return nil, fmt.Errorf("seed resources: %w", err)
-	}
-	return out, nil
+// seedRow is a row of the seed's table: limits, then reservations.
+func seedRow(cpus, memory, reservedCPUs, reservedMemory string) ResourceSpec {
+	return ResourceSpec{Limits: Amounts{cpus, memory}, Reservations: Amounts{reservedCPUs, reservedMemory}}
+}
+
+// oursRow is a row the seed leaves out, ours.
+func oursRow(cpus, memory, reservedCPUs, reservedMemory string) ResourceSpec {
+	return seedRow(cpus, memory, reservedCPUs, reservedMemory)
 }
 
 // overlay replaces the fields of s that o sets.

@@ -40,7 +40,7 @@ func checkUnknownKeys(r *reader, configured map[string]string) {
 			continue
 		}
 		spelled := spellings(name, configured[full])
-		r.fail(name, "is not a key of this program, so it would be ignored; did you mean %s? Remove it with `pulumi config rm %s` (README: Configuration reference)",
+		r.fail(name, "is not a key of this program, so it would be ignored; did you mean %s? Remove it with `pulumi config rm %s` (docs/configuration.md)",
 			nearestKey(spelled, r.keys), name)
 	}
 }

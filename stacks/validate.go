@@ -52,21 +52,15 @@ func validate(r *reader, c *Config, stack string) {
 	if c.Environment != "dev" && c.Environment != "prod" {
 		r.fail("environment", "%q is not an environment; set dev or prod (the stack is named %q)", c.Environment, stack)
 	}
-	if c.Orchestrator != "docker" && c.Orchestrator != "swarm" {
-		r.fail("orchestrator", "%q is not an orchestrator; use docker (one engine) or swarm (a Docker Swarm cluster)", c.Orchestrator)
-	}
-	switch {
-	case c.SwarmEndpointMode != components.EndpointVIP && c.SwarmEndpointMode != components.EndpointDNSRR:
-		r.fail("swarmEndpointMode", "%q is not an endpoint mode; use vip or dnsrr", c.SwarmEndpointMode)
-	case c.SwarmEndpointMode == components.EndpointDNSRR && c.Orchestrator != "swarm":
-		r.fail("swarmEndpointMode", "dnsrr applies to swarm services only; remove it, or set orchestrator swarm")
-	}
+	target, problems := components.NewTarget(c.Orchestrator, c.TargetOptions)
+	r.add(problems)
+	c.Target = target
 	if c.DockerHost != "" {
 		if u, err := url.Parse(c.DockerHost); err != nil || (u.Scheme != "unix" && u.Scheme != "tcp" && u.Scheme != "ssh" && u.Scheme != "npipe") {
 			r.fail("dockerHost", "%q is not a Docker host; write unix:///var/run/docker.sock, tcp://host:2376 or ssh://user@host", c.DockerHost)
 		}
 	}
-	if c.EngineAPIVersion != "" && !validAPIVersion(c.EngineAPIVersion) {
+	if c.EngineAPIVersion != "" && !components.ValidAPIVersion(c.EngineAPIVersion) {
 		r.fail("dockerApiVersion", "%q is not an API version; write it as `docker version` shows it (e.g. 1.41), or leave it empty to ask the engine", c.EngineAPIVersion)
 	}
 	if !prefixPattern.MatchString(c.Prefix) {
@@ -84,17 +78,17 @@ func validate(r *reader, c *Config, stack string) {
 	if c.Logging.MaxFile < 1 {
 		r.fail("logMaxFile", "%d is too small; keep at least 1 file", c.Logging.MaxFile)
 	}
-	for _, svc := range Services {
-		validateService(r, svc, c.Service(svc))
+	for _, s := range c.registry {
+		validateService(r, s, c.Services[s.Name])
 	}
 	validatePorts(r, c)
 	validateApp(r, c)
-	for key, v := range map[string]string{"postgresDb": c.PostgresDB, "postgresUser": c.PostgresUser} {
+	for key, v := range map[string]string{"postgresDb": c.Postgres.Database, "postgresUser": c.Postgres.User} {
 		if !identPattern.MatchString(v) {
 			r.fail(key, "%q is not a plain identifier; use lower-case letters, digits and '_'", v)
 		}
 	}
-	if strings.TrimSpace(c.GrafanaAdminUser) == "" {
+	if strings.TrimSpace(c.Grafana.AdminUser) == "" {
 		r.fail("grafanaAdminUser", "must not be empty")
 	}
 	for _, key := range slices.Sorted(maps.Keys(c.Secrets)) {
@@ -102,8 +96,11 @@ func validate(r *reader, c *Config, stack string) {
 			r.fail(key, "the secret is too weak; use at least 12 printable ASCII characters (the value is not shown)")
 		}
 	}
-	validateMonitoring(r, c)
+	validateMonitoring(r, c.Monitoring)
 	validateBackup(r, c.Backup)
+	if c.Target != nil {
+		r.add(c.Target.Check(c.plan()))
+	}
 	checkGuardrails(r, c)
 }
 
@@ -124,6 +121,12 @@ func validateBackup(r *reader, b BackupConfig) {
 }
 
 func validateHealth(r *reader, h components.HealthTiming) {
+	for key, d := range map[string]time.Duration{"healthcheckInterval": h.Interval, "healthcheckTimeout": h.Timeout,
+		"healthcheckStartPeriod": h.StartPeriod, "healthcheckStartInterval": h.StartInterval, "healthyTimeout": h.WaitTimeout} {
+		if d <= 0 && !r.has(key) {
+			r.fail(key, "%q is not a positive duration; write e.g. 30s, 2s or 1m30s", d.String())
+		}
+	}
 	if h.Timeout >= h.Interval && h.Interval > 0 {
 		r.fail("healthcheckTimeout", "%s must be shorter than healthcheckInterval (%s)", h.Timeout, h.Interval)
 	}
@@ -139,8 +142,9 @@ func validateHealth(r *reader, h components.HealthTiming) {
 }
 
 // validateService checks one service's record: an image Docker can pull, and limits Docker takes.
-func validateService(r *reader, name string, s *ServiceConfig) {
-	if name != "backup" {
+func validateService(r *reader, row Service, s *ServiceConfig) {
+	name := row.Name
+	if row.ImageOf == "" {
 		if _, err := reference.ParseNormalizedNamed(s.Image); err != nil {
 			r.fail(name+"Image", "%q is not an image reference (%v); write name:tag or name@sha256:digest", s.Image, err)
 		}
@@ -165,32 +169,32 @@ func validateService(r *reader, name string, s *ServiceConfig) {
 	}
 }
 
-// validatePorts refuses two services on one host port, and what the target cannot publish.
+// validatePorts refuses two services on one host port, however each address is written.
 func validatePorts(r *reader, c *Config) {
 	type binding struct {
 		service string
 		hp      *components.HostPort
 	}
 	var bound []binding
-	for _, svc := range publishable {
-		hp, key := c.Service(svc).Publish, "ports."+svc
+	for _, s := range c.registry {
+		hp := c.Services[s.Name].Publish
 		if hp == nil {
 			continue
 		}
 		for _, b := range bound {
-			if b.hp.Port == hp.Port && (b.hp.IP == hp.IP || b.hp.IP == "0.0.0.0" || hp.IP == "0.0.0.0") {
-				r.fail(key, "host port %d is already taken by %s; give each service its own host port", hp.Port, b.service)
+			if b.hp.Port == hp.Port && sameAddresses(b.hp.IP, hp.IP) {
+				r.fail("ports."+s.Name, "host port %d is already taken by %s; give each service its own host port", hp.Port, b.service)
 			}
 		}
-		bound = append(bound, binding{svc, hp})
-		if c.Orchestrator == "swarm" && c.SwarmEndpointMode == components.EndpointDNSRR {
-			r.fail(key, "cannot be published with swarmEndpointMode dnsrr, which has no routing mesh; unpublish it (empty value) and reach it through a proxy on the attachable network, or use vip")
-			continue
-		}
-		if c.Orchestrator == "swarm" && hp.IP != "0.0.0.0" {
-			r.fail(key, "%s:%d cannot be published under swarm: the routing mesh publishes a port on every address of every node, never on one address; publish it on 0.0.0.0, or unpublish it (empty value) and reach it from a container on the attachable network", hp.IP, hp.Port)
-		}
+		bound = append(bound, binding{s.Name, hp})
 	}
+}
+
+// sameAddresses tells whether two bindings share an address: the same one, or every address
+// (0.0.0.0 or ::) on either side.
+func sameAddresses(a, b string) bool {
+	ipA, ipB := net.ParseIP(a), net.ParseIP(b)
+	return ipA.Equal(ipB) || ipA.IsUnspecified() || ipB.IsUnspecified()
 }
 
 func validateApp(r *reader, c *Config) {
@@ -231,20 +235,20 @@ func validateApp(r *reader, c *Config) {
 			r.fail("appSecretEnv."+name, "is also in appEnv; keep each variable in one of them")
 		}
 	}
-	if c.Orchestrator == "swarm" && len(a.SecretEnv) > 0 {
-		r.fail("appSecretEnv", "cannot be used under swarm: a service's environment is shown in plaintext by `docker service inspect`; deliver the value as a file instead, or run with orchestrator docker")
-	}
 }
 
-func validateMonitoring(r *reader, c *Config) {
-	scrape, err := model.ParseDuration(c.ScrapeInterval)
-	if err != nil || scrape <= 0 {
-		r.fail("prometheusScrapeInterval", "%q is not a positive Prometheus duration; write e.g. 15s or 1m", c.ScrapeInterval)
+func validateMonitoring(r *reader, m MonitoringConfig) {
+	if v := m.AlertErrorRatio; !(v > 0 && v < 1) && !r.has("alertErrorRatio") {
+		r.fail("alertErrorRatio", "%q is not a ratio; write a number between 0 and 1, e.g. 0.05", m.AlertErrorRatioText)
 	}
-	retention, err := model.ParseDuration(c.Retention)
+	scrape, err := model.ParseDuration(m.ScrapeInterval)
+	if err != nil || scrape <= 0 {
+		r.fail("prometheusScrapeInterval", "%q is not a positive Prometheus duration; write e.g. 15s or 1m", m.ScrapeInterval)
+	}
+	retention, err := model.ParseDuration(m.Retention)
 	if err != nil || retention <= 0 {
-		r.fail("prometheusRetention", "%q is not a positive Prometheus duration; write e.g. 15d or 12h", c.Retention)
+		r.fail("prometheusRetention", "%q is not a positive Prometheus duration; write e.g. 15d or 12h", m.Retention)
 	} else if scrape > 0 && time.Duration(retention) < time.Duration(scrape) {
-		r.fail("prometheusRetention", "%q is shorter than one scrape interval (%s)", c.Retention, c.ScrapeInterval)
+		r.fail("prometheusRetention", "%q is shorter than one scrape interval (%s)", m.Retention, m.ScrapeInterval)
 	}
 }

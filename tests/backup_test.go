@@ -9,10 +9,10 @@ import (
 
 const backupScript = "/run/maricusco/backup.sh"
 
-func TestTheBackupServiceRunsThePostgresImageIntoItsOwnVolumeWithoutASecretInPlainSight(t *testing.T) {
+func TestBackupsRunTheDatabasesImageIntoTheirOwnVolume(t *testing.T) {
 	forEachStack(t, func(t *testing.T, stack string, res *Result) {
-		b := res.Container(t, "maricusco-backup")
-		pg := res.Container(t, "maricusco-postgres")
+		b := res.Container(t, container("backup"))
+		pg := res.Container(t, container("postgres"))
 		assert.Equal(t, pg.Inputs["image"].StringValue(), b.Inputs["image"].StringValue(), "the client matches the server")
 		var mounts []string
 		for _, m := range b.Inputs["volumes"].ArrayValue() {
@@ -52,7 +52,7 @@ func TestTheBackupServiceRunsThePostgresImageIntoItsOwnVolumeWithoutASecretInPla
 	})
 }
 
-func TestBackupsCanBeTurnedOffWhichRemovesTheBackupServiceAndItsScrape(t *testing.T) {
+func TestBackupsOffRemovesOnlyTheBackupService(t *testing.T) {
 	prod := loadStack(t, "prod")
 	plan := planDiff(mustRun(t, prod), mustRun(t, prod.with("backup", map[string]any{"enabled": false})))
 	assert.Empty(t, plan.Added)
@@ -66,7 +66,7 @@ func TestBackupsCanBeTurnedOffWhichRemovesTheBackupServiceAndItsScrape(t *testin
 
 func TestBackupConfigSetsTheSchedule(t *testing.T) {
 	res := mustRun(t, loadStack(t, "dev").with("backup", map[string]any{"interval": "15m", "keep": 2}))
-	vars, _ := env(res.Container(t, "maricusco-backup"))
+	vars, _ := env(res.Container(t, container("backup")))
 	assert.Equal(t, "900", vars["BACKUP_INTERVAL_SECONDS"])
 	assert.Equal(t, "2", vars["BACKUP_KEEP"])
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/maricusco/infra/stacks"
 )
 
-func TestBadConfigIsRefusedBeforeAnyResourceWithTheKeyValueAndFix(t *testing.T) {
+func TestBadConfigIsRefused(t *testing.T) {
 	dev, prod := loadStack(t, "dev"), loadStack(t, "prod")
 	limit := func(svc, field, value string) map[string]any {
 		return map[string]any{svc: map[string]any{"limits": map[string]string{field: value}}}
@@ -159,7 +159,7 @@ func projectConfig(t *testing.T) map[string]workspace.ProjectConfigType {
 	return proj.Config
 }
 
-func TestPulumiYamlDeclaresEveryScalarKeyAsTheProgramDefaultsIt(t *testing.T) {
+func TestPulumiYamlDefaultsAreTheProgramsDefaults(t *testing.T) {
 	declared := projectConfig(t)
 	seen := map[string]bool{}
 	for _, k := range stacks.Keys() {

@@ -72,7 +72,7 @@ type database struct {
 // program's postgres; an earlier program's app role), with the stack's settings from res.
 func newDatabase(t *testing.T, res *Result, bootstrap string) *database {
 	t.Helper()
-	pg := res.Container(t, "maricusco-postgres")
+	pg := res.Container(t, container("postgres"))
 	s := newPostgresServer(t)
 	d := &database{postgresServer: s, container: s.copyContainer(t, pg, "container")}
 	command := strs(pg.Inputs["command"])
@@ -221,9 +221,9 @@ func TestRotatingAPasswordReplacesOnlyWhatReadsIt(t *testing.T) {
 	}
 }
 
-func TestTheDatabaseEntrypointSetsTheRolesUpAtEveryStart(t *testing.T) {
+func TestTheRolesAreSetAtEveryStart(t *testing.T) {
 	forEachStack(t, func(t *testing.T, _ string, res *Result) {
-		pg := res.Container(t, "maricusco-postgres")
+		pg := res.Container(t, container("postgres"))
 		files, _ := uploads(pg)
 		entrypoint := strs(pg.Inputs["entrypoints"])
 		require.Len(t, entrypoint, 2)
@@ -236,9 +236,9 @@ func TestTheDatabaseEntrypointSetsTheRolesUpAtEveryStart(t *testing.T) {
 	})
 }
 
-func TestTheGrafanaEntrypointResetsTheAdminPasswordAtEveryStart(t *testing.T) {
+func TestGrafanaResetsItsAdminPasswordAtStart(t *testing.T) {
 	forEachStack(t, func(t *testing.T, _ string, res *Result) {
-		g := res.Container(t, "maricusco-grafana")
+		g := res.Container(t, container("grafana"))
 		files, _ := uploads(g)
 		entrypoint := strs(g.Inputs["entrypoints"])
 		require.Len(t, entrypoint, 2)

@@ -18,25 +18,25 @@ import (
 // imageCapabilities are the Linux capabilities each image needs, named as Docker stores them
 // (and the provider reads them back); every other one is dropped.
 var imageCapabilities = map[string][]string{
-	"maricusco-app":        nil,
-	"maricusco-postgres":   {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SETGID", "CAP_SETUID"},
-	"maricusco-redis":      {"CAP_CHOWN", "CAP_SETGID", "CAP_SETUID"},
-	"maricusco-chromadb":   nil,
-	"maricusco-prometheus": nil,
-	"maricusco-grafana":    nil,
+	container("app"):        nil,
+	container("postgres"):   {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SETGID", "CAP_SETUID"},
+	container("redis"):      {"CAP_CHOWN", "CAP_SETGID", "CAP_SETUID"},
+	container("chromadb"):   nil,
+	container("prometheus"): nil,
+	container("grafana"):    nil,
 	// nginx's master chowns its temp paths to the worker user at start.
-	"maricusco-lb":     {"CAP_CHOWN", "CAP_SETGID", "CAP_SETUID"},
-	"maricusco-backup": nil,
+	container("lb"):     {"CAP_CHOWN", "CAP_SETGID", "CAP_SETUID"},
+	container("backup"): nil,
 }
 
-// readmeExceptions reads README's table of hardening exceptions: container -> rules not met.
+// readmeExceptions reads docs/hardening.md's table of hardening exceptions: container -> rules not met.
 func readmeExceptions(t *testing.T) map[string][]string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "docs", "hardening.md"))
 	require.NoError(t, err)
 	text := string(raw)
 	start := strings.Index(text, "<!-- hardening-exceptions -->")
-	require.GreaterOrEqual(t, start, 0, "README has the hardening exceptions table")
+	require.GreaterOrEqual(t, start, 0, "docs/hardening.md has the hardening exceptions table")
 	out := map[string][]string{}
 	for _, line := range strings.Split(text[start:], "\n")[1:] {
 		if !strings.HasPrefix(line, "|") {
@@ -58,7 +58,7 @@ func readmeExceptions(t *testing.T) map[string][]string {
 	return out
 }
 
-func TestEveryContainerMeetsTheCISRuntimeRulesOrIsAnExplainedException(t *testing.T) {
+func TestEveryContainerMeetsTheCISRules(t *testing.T) {
 	exceptions := readmeExceptions(t)
 	forEachStack(t, func(t *testing.T, _ string, res *Result) {
 		images := map[string]string{}
@@ -68,7 +68,7 @@ func TestEveryContainerMeetsTheCISRuntimeRulesOrIsAnExplainedException(t *testin
 		for name, c := range res.Containers() {
 			kind := name
 			if strings.HasPrefix(name, "maricusco-app-") {
-				kind = "maricusco-app"
+				kind = container("app")
 			}
 			in := c.Inputs
 			t.Run(name, func(t *testing.T) {
@@ -111,7 +111,7 @@ func TestEveryContainerMeetsTheCISRuntimeRulesOrIsAnExplainedException(t *testin
 				assert.True(t, ok && tagged.Tag() != "latest", "image pinned: %s", named)
 				na := in["networksAdvanced"].ArrayValue()
 				require.Len(t, na, 1, "one network")
-				assert.Equal(t, "maricusco-network", str(na[0].ObjectValue()["name"]), "the user-defined network, not the default bridge")
+				assert.Equal(t, networkName, str(na[0].ObjectValue()["name"]), "the user-defined network, not the default bridge")
 				assert.Equal(t, "json-file", in["logDriver"].StringValue())
 				opts := in["logOpts"].ObjectValue()
 				assert.Equal(t, "10m", str(opts["max-size"]), "log rotation")
@@ -121,7 +121,7 @@ func TestEveryContainerMeetsTheCISRuntimeRulesOrIsAnExplainedException(t *testin
 	})
 }
 
-func TestGuardrailsRefuseInProdWarnInDevAndYieldToAWaiver(t *testing.T) {
+func TestGuardrailsRefuseProdWarnDevYieldToWaivers(t *testing.T) {
 	prod, dev := loadStack(t, "prod"), loadStack(t, "dev")
 	cases := []struct {
 		name     string
@@ -181,7 +181,7 @@ func TestNoSecretAppearsInPlaintextInAnyInputOrOutput(t *testing.T) {
 		for _, mode := range []string{"generated", "configured"} {
 			t.Run(name+"/"+mode, func(t *testing.T) {
 				sc := loadStack(t, name)
-				secrets := []string{"generated-postgres-password", "generated-redis-password", "generated-grafana-admin-password"}
+				secrets := []string{"generated-secrets-postgres-password", "generated-secrets-redis-password", "generated-secrets-grafana-admin-password"}
 				if mode == "configured" {
 					secrets = []string{"broker-Key-Secret-4"}
 					for k, v := range configured {

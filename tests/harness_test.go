@@ -32,6 +32,15 @@ type StackConfig struct {
 	Secrets []string
 }
 
+// The names the program gives Docker objects with the default namePrefix: the tests' fixtures.
+const (
+	prefix      = "maricusco"
+	networkName = prefix + "-network"
+)
+
+// container is the Docker name of a service's container (or swarm service): <prefix>-<service>.
+func container(service string) string { return prefix + "-" + service }
+
 // fakeSecret is what a `secure:` value of a stack file decrypts to in the tests.
 func fakeSecret(key string) string { return "s3cret-" + strings.ReplaceAll(key, ":", "-") + "-X9" }
 
@@ -105,6 +114,8 @@ type Resource struct {
 	RetainOnDelete      bool
 	DeleteBeforeReplace bool
 	IgnoreChanges       []string
+	// Aliases are the names the resource had before, under the same parent and type.
+	Aliases []string
 }
 
 // mocks records every registered resource and answers like the providers would.
@@ -120,6 +131,11 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		r.Parent, r.DependsOn = rpc.GetParent(), rpc.GetDependencies()
 		r.Protect, r.RetainOnDelete, r.DeleteBeforeReplace = rpc.GetProtect(), rpc.GetRetainOnDelete(), rpc.GetDeleteBeforeReplace()
 		r.IgnoreChanges = rpc.GetIgnoreChanges()
+		for _, a := range rpc.GetAliases() {
+			if name := a.GetSpec().GetName(); name != "" {
+				r.Aliases = append(r.Aliases, name)
+			}
+		}
 	}
 	outputs := args.Inputs.Copy()
 	switch args.TypeToken {
@@ -338,7 +354,7 @@ func defaultKey(t testing.TB, name string) any {
 func (r *Result) AppInstances() []Resource {
 	var out []Resource
 	for _, name := range keys(r.Containers()) {
-		if name == "maricusco-app" || strings.HasPrefix(name, "maricusco-app-") {
+		if name == container("app") || strings.HasPrefix(name, "maricusco-app-") {
 			out = append(out, r.Containers()[name])
 		}
 	}
@@ -353,8 +369,8 @@ type Plan struct {
 	Added, Removed, Changed []string
 }
 
-// planDiff compares two runs as the engine would: resources added and removed by URN, and
-// resources whose inputs or options differ.
+// planDiff compares two runs as the engine would: resources added and removed by URN (a new name
+// with an alias of the old one is the same resource), and resources whose inputs or options differ.
 func planDiff(before, after *Result) Plan {
 	old := map[string]Resource{}
 	for _, r := range before.Resources {
@@ -364,8 +380,14 @@ func planDiff(before, after *Result) Plan {
 	seen := map[string]bool{}
 	for _, r := range after.Resources {
 		k := r.key()
-		seen[k] = true
 		o, ok := old[k]
+		for _, alias := range r.Aliases {
+			if !ok {
+				k = r.Parent + "/" + r.Type + "::" + alias
+				o, ok = old[k]
+			}
+		}
+		seen[k] = true
 		switch {
 		case !ok:
 			p.Added = append(p.Added, r.Type+"::"+r.Name)

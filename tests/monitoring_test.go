@@ -42,7 +42,7 @@ func tool(t *testing.T, name, debianPackage string) string {
 // pointing the config's rule_files at it, and returns the config's path.
 func prometheusFiles(t *testing.T, res *Result) (configPath, rulesPath string) {
 	t.Helper()
-	files, _ := uploads(res.Container(t, "maricusco-prometheus"))
+	files, _ := uploads(res.Container(t, container("prometheus")))
 	require.Contains(t, files, prometheusConfig)
 	require.Contains(t, files, alertRules)
 	dir := t.TempDir()
@@ -59,7 +59,7 @@ func promtool(t *testing.T, args ...string) {
 	require.NoError(t, err, "promtool %s:\n%s", strings.Join(args, " "), out)
 }
 
-func TestPromtoolAcceptsEveryStacksPrometheusConfigAndRules(t *testing.T) {
+func TestPromtoolAcceptsTheConfigAndRules(t *testing.T) {
 	forEachStack(t, func(t *testing.T, _ string, res *Result) {
 		config, rules := prometheusFiles(t, res)
 		promtool(t, "check", "config", config)
@@ -67,7 +67,7 @@ func TestPromtoolAcceptsEveryStacksPrometheusConfigAndRules(t *testing.T) {
 	})
 }
 
-func TestAlertRulesFireWhenAnInstanceIsDownOrFailsTooOften(t *testing.T) {
+func TestAppAlertsFireOnData(t *testing.T) {
 	// promtool's rule unit tests evaluate the generated rules on synthetic series.
 	res := mustRun(t, loadStack(t, "prod").with("alertErrorRatio", "0.1"))
 	_, rules := prometheusFiles(t, res)
@@ -117,7 +117,7 @@ tests:
 	promtool(t, "test", "rules", path)
 }
 
-func TestPrometheusScrapesEveryAppInstanceByNameAndKeepsTheConfiguredRetention(t *testing.T) {
+func TestPrometheusScrapesEveryAppInstance(t *testing.T) {
 	cases := []struct {
 		name             string
 		stack            StackConfig
@@ -129,7 +129,7 @@ func TestPrometheusScrapesEveryAppInstanceByNameAndKeepsTheConfiguredRetention(t
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			res := mustRun(t, tc.stack)
-			prom := res.Container(t, "maricusco-prometheus")
+			prom := res.Container(t, container("prometheus"))
 			assert.Contains(t, strs(prom.Inputs["command"]), "--storage.tsdb.retention.time="+tc.retain)
 			assert.Contains(t, strs(prom.Inputs["command"]), "--config.file="+prometheusConfig)
 			files, _ := uploads(prom)
@@ -171,9 +171,9 @@ var appMetrics = map[string]bool{"up": true, "http_requests_total": true, "http_
 
 var selector = regexp.MustCompile(`([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}`)
 
-func TestGrafanaIsProvisionedWithPrometheusAndTheMaricuscoDashboard(t *testing.T) {
+func TestGrafanaIsProvisioned(t *testing.T) {
 	forEachStack(t, func(t *testing.T, _ string, res *Result) {
-		g := res.Container(t, "maricusco-grafana")
+		g := res.Container(t, container("grafana"))
 		vars, _ := env(g)
 		assert.Equal(t, "false", vars["GF_AUTH_ANONYMOUS_ENABLED"])
 		assert.Equal(t, "false", vars["GF_USERS_ALLOW_SIGN_UP"])

@@ -18,6 +18,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// patience bounds every wait for the backup service: generous, since a busy machine slows base
+// backups down; it only matters when something is wrong.
+const patience = 3 * time.Minute
+
 // backupService runs the shipped backup.sh as the program's backup container runs it, against a
 // database set up as the program's postgres container sets it up.
 type backupService struct {
@@ -32,7 +36,7 @@ type backupService struct {
 // environment entries (BACKUP_WAL_MAX_AGE_SECONDS=2) override the program's.
 func newBackupService(t *testing.T, res *Result, db *database, extra ...string) *backupService {
 	t.Helper()
-	b := &backupService{db: db, container: db.copyContainer(t, res.Container(t, "maricusco-backup"), "backup"), metrics: freePort(t)}
+	b := &backupService{db: db, container: db.copyContainer(t, res.Container(t, container("backup")), "backup"), metrics: freePort(t)}
 	b.dir = filepath.Join(db.dir, "backups")
 	tmp := filepath.Join(db.dir, "backup-tmp")
 	for _, d := range []string{b.dir, tmp} {
@@ -102,7 +106,7 @@ func (b *backupService) waitFor(t *testing.T, prefix string) []string {
 			}
 		}
 		return false
-	}, 60*time.Second, 200*time.Millisecond, "no restore point %q", prefix)
+	}, patience, 200*time.Millisecond, "no restore point %q", prefix)
 	return points
 }
 
@@ -198,7 +202,7 @@ func TestPointInTimeRecovery(t *testing.T) {
 		assert.Regexp(t, `^before-restore-\d{8}T\d{6}Z$`, aside)
 
 		b.waitFor(t, "copy "+aside)
-		require.Eventually(t, func() bool { return len(basesOf(t, b)) >= 2 }, 60*time.Second, 200*time.Millisecond,
+		require.Eventually(t, func() bool { return len(basesOf(t, b)) >= 2 }, patience, 200*time.Millisecond,
 			"the restored cluster gets a base backup of its own, in a new archive")
 		b.restore(t, "copy", aside)
 		_, err = db.sql("maricusco", db.password(t, "/run/secrets/postgres_password"), db.name, "SELECT 1 FROM trades")
@@ -218,12 +222,12 @@ func TestPointInTimeRecovery(t *testing.T) {
 		require.Eventually(t, func() bool {
 			_, errOut, err := b.run("health")
 			return err != nil && strings.Contains(errOut+healthOut(b), "FOREIGN DATABASE")
-		}, 30*time.Second, 200*time.Millisecond, "a new, empty cluster is never archived in place of the old one, and says so")
+		}, patience, 200*time.Millisecond, "a new, empty cluster is never archived in place of the old one, and says so")
 		plan := strings.Fields(b.must(t, "plan", "--latest"))
 		require.Equal(t, "latest", plan[3])
 		b.restore(t, plan...)
 		assert.Equal(t, committed, db.tradeIDs(t), "every committed row")
-		require.Eventually(t, func() bool { _, _, err := b.run("health"); return err == nil }, 60*time.Second, 500*time.Millisecond,
+		require.Eventually(t, func() bool { _, _, err := b.run("health"); return err == nil }, patience, 500*time.Millisecond,
 			"the restored database is archived again")
 	})
 	t.Run("what is damaged or not in the list is refused", func(t *testing.T) {
@@ -270,7 +274,7 @@ func TestPointInTimeRecovery(t *testing.T) {
 		require.Eventually(t, func() bool {
 			segments, _ = filepath.Glob(filepath.Join(filepath.Dir(basesOf(t, b)[0]), "wal", "????????????????????????"))
 			return len(segments) >= 3
-		}, 30*time.Second, 200*time.Millisecond)
+		}, patience, 200*time.Millisecond)
 		sort.Strings(segments)
 		require.NoError(t, os.Remove(segments[1]))
 		assert.Contains(t, b.refused(t, "--latest"), "misses WAL before")
@@ -324,7 +328,7 @@ func TestTheWALArchiveIsWatched(t *testing.T) {
 	require.Eventually(t, func() bool {
 		m := scrape(t, b)
 		return m["maricusco_backup_wal_receiver_up"] == 1 && m["maricusco_backup_wal_archive_age_seconds"] == 0 && m["maricusco_backup_base_backup_size_bytes"] > 0
-	}, 30*time.Second, 200*time.Millisecond, "streaming: everything written is in the archive")
+	}, patience, 200*time.Millisecond, "streaming: everything written is in the archive")
 	b.must(t, "health")
 
 	b.must(t, "pause")
@@ -332,7 +336,7 @@ func TestTheWALArchiveIsWatched(t *testing.T) {
 	_, err := db.sql("postgres", super, db.name, "INSERT INTO trades SELECT FROM generate_series(1, 1000000)")
 	require.NoError(t, err)
 	var out string
-	require.Eventually(t, func() bool { out = healthOut(b); return strings.Contains(out, "no WAL has been streamed") }, 30*time.Second, 200*time.Millisecond)
+	require.Eventually(t, func() bool { out = healthOut(b); return strings.Contains(out, "no WAL has been streamed") }, patience, 200*time.Millisecond)
 	m := scrape(t, b)
 	assert.Zero(t, m["maricusco_backup_wal_receiver_up"])
 	assert.Greater(t, m["maricusco_backup_wal_slot_retained_bytes"], 40e6, "the slot holds back what the archive does not have")
@@ -341,7 +345,7 @@ func TestTheWALArchiveIsWatched(t *testing.T) {
 	assert.Contains(t, out, "is not in the archive yet")
 
 	b.must(t, "resume")
-	require.Eventually(t, func() bool { _, _, err := b.run("health"); return err == nil }, 60*time.Second, 200*time.Millisecond,
+	require.Eventually(t, func() bool { _, _, err := b.run("health"); return err == nil }, patience, 200*time.Millisecond,
 		"the receiver catches up from the slot: nothing was lost while it was away")
 }
 

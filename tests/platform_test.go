@@ -16,12 +16,12 @@ var shippedStacks = []string{"dev", "prod"}
 
 // seedContainers are the seed's container names, by service.
 var seedContainers = map[string]string{
-	"app":        "maricusco-app",
-	"postgres":   "maricusco-postgres",
-	"redis":      "maricusco-redis",
-	"chromadb":   "maricusco-chromadb",
-	"prometheus": "maricusco-prometheus",
-	"grafana":    "maricusco-grafana",
+	"app":        container("app"),
+	"postgres":   container("postgres"),
+	"redis":      container("redis"),
+	"chromadb":   container("chromadb"),
+	"prometheus": container("prometheus"),
+	"grafana":    container("grafana"),
 }
 
 const (
@@ -46,24 +46,24 @@ func TestEveryStackHasOneBridgeNetworkNamedAsTheSeed(t *testing.T) {
 	forEachStack(t, func(t *testing.T, _ string, res *Result) {
 		nets := res.OfType(networkType)
 		require.Len(t, nets, 1)
-		assert.Equal(t, "maricusco-network", nets[0].Inputs["name"].StringValue())
+		assert.Equal(t, networkName, nets[0].Inputs["name"].StringValue())
 		assert.Equal(t, "bridge", nets[0].Inputs["driver"].StringValue())
 		for name, c := range res.Containers() {
 			na := c.Inputs["networksAdvanced"].ArrayValue()
 			require.Len(t, na, 1, name)
-			assert.Equal(t, "maricusco-network", str(na[0].ObjectValue()["name"]), name)
+			assert.Equal(t, networkName, str(na[0].ObjectValue()["name"]), name)
 		}
 	})
 }
 
-func TestFiveComposeNamedDataVolumesAndTheBackupsVolumeAreMountedWhereTheImagesKeepData(t *testing.T) {
+func TestVolumesAreComposeNamedAndMountedWhereImagesKeepData(t *testing.T) {
 	want := map[string]struct{ container, path string }{
-		"maricusco_backups":         {"maricusco-backup", "/backups"},
-		"maricusco_postgres_data":   {"maricusco-postgres", "/var/lib/postgresql/data"},
-		"maricusco_redis_data":      {"maricusco-redis", "/data"},
-		"maricusco_chromadb_data":   {"maricusco-chromadb", "/data"},
-		"maricusco_prometheus_data": {"maricusco-prometheus", "/prometheus"},
-		"maricusco_grafana_data":    {"maricusco-grafana", "/var/lib/grafana"},
+		"maricusco_backups":         {container("backup"), "/backups"},
+		"maricusco_postgres_data":   {container("postgres"), "/var/lib/postgresql/data"},
+		"maricusco_redis_data":      {container("redis"), "/data"},
+		"maricusco_chromadb_data":   {container("chromadb"), "/data"},
+		"maricusco_prometheus_data": {container("prometheus"), "/prometheus"},
+		"maricusco_grafana_data":    {container("grafana"), "/var/lib/grafana"},
 	}
 	forEachStack(t, func(t *testing.T, _ string, res *Result) {
 		vols := res.OfType(volumeType)
@@ -87,16 +87,16 @@ func TestFiveComposeNamedDataVolumesAndTheBackupsVolumeAreMountedWhereTheImagesK
 	})
 }
 
-func TestDevRunsTheSixSeedContainersAndTheBackupService(t *testing.T) {
+func TestDevRunsSevenContainers(t *testing.T) {
 	res := mustRun(t, loadStack(t, "dev"))
-	want := []string{"maricusco-backup"}
+	want := []string{container("backup")}
 	for _, name := range seedContainers {
 		want = append(want, name)
 	}
 	assert.ElementsMatch(t, want, keys(res.Containers()))
 }
 
-func TestProdRunsTwoNumberedAppInstancesBehindTheLoadBalancer(t *testing.T) {
+func TestProdRunsTwoInstancesBehindNginx(t *testing.T) {
 	res := mustRun(t, loadStack(t, "prod"))
 	names := keys(res.Containers())
 	assert.Len(t, names, 9, "two instances, nginx, five services and the backup service")
@@ -105,7 +105,7 @@ func TestProdRunsTwoNumberedAppInstancesBehindTheLoadBalancer(t *testing.T) {
 			assert.Contains(t, names, name)
 		}
 	}
-	assert.Contains(t, names, "maricusco-lb")
+	assert.Contains(t, names, container("lb"))
 	instances := res.AppInstances()
 	require.Len(t, instances, 2)
 	for i, c := range instances {
@@ -113,7 +113,7 @@ func TestProdRunsTwoNumberedAppInstancesBehindTheLoadBalancer(t *testing.T) {
 	}
 }
 
-func TestEveryServiceHasItsAliasRestartPolicyAndPinnedImage(t *testing.T) {
+func TestEveryServiceHasAliasRestartAndPinnedImage(t *testing.T) {
 	forEachStack(t, func(t *testing.T, stack string, res *Result) {
 		cfg := loadStack(t, stack)
 		images := map[string]string{}
@@ -142,7 +142,7 @@ func TestEveryServiceHasItsAliasRestartPolicyAndPinnedImage(t *testing.T) {
 				assert.Regexp(t, `^[^@]+:[^:/@]+$|@sha256:`, ref, "%s pins its image", name)
 			}
 		}
-		assert.Contains(t, images[res.Container(t, "maricusco-postgres").Inputs["image"].StringValue()], "timescale/timescaledb:")
+		assert.Contains(t, images[res.Container(t, container("postgres")).Inputs["image"].StringValue()], "timescale/timescaledb:")
 	})
 }
 
@@ -159,7 +159,7 @@ func TestEveryDockerResourceUsesTheExplicitProvider(t *testing.T) {
 	})
 }
 
-func TestDockerHostComesFromConfigThenDockerHostThenTheLocalSocket(t *testing.T) {
+func TestTheDockerHostPrecedence(t *testing.T) {
 	dev := loadStack(t, "dev")
 	cases := []struct {
 		name, config, env, want string
@@ -207,7 +207,7 @@ func TestAppRunsAsUID1000OnPort8000WithTheSeedSettings(t *testing.T) {
 		// The app's port 8000 is published by the only instance, or by the load balancer.
 		front := res.AppInstances()[0]
 		if stack == "prod" {
-			front = res.Container(t, "maricusco-lb")
+			front = res.Container(t, container("lb"))
 		}
 		ports := front.Inputs["ports"].ArrayValue()
 		require.Len(t, ports, 1)
@@ -215,7 +215,7 @@ func TestAppRunsAsUID1000OnPort8000WithTheSeedSettings(t *testing.T) {
 	})
 }
 
-func TestAppSettingsAndExtraEnvironmentAreOverridablePerStack(t *testing.T) {
+func TestAppSettingsArePerStack(t *testing.T) {
 	sc := loadStack(t, "prod").
 		with("appUvicornWorkers", "8").
 		with("appModule", "maricusco.api.v2:app").
@@ -239,20 +239,20 @@ func TestLimitsAndReservationsAreTheSeedsInDockerUnits(t *testing.T) {
 		memory, shares    float64
 		memoryReservation float64
 	}{
-		"maricusco-app":        {"2.0", 4096, 512, 512},
-		"maricusco-postgres":   {"2.0", 2048, 512, 512},
-		"maricusco-redis":      {"1.0", 1024, 256, 256},
-		"maricusco-chromadb":   {"2.0", 2048, 512, 512},
-		"maricusco-grafana":    {"1.0", 512, 256, 128},
-		"maricusco-prometheus": {"1.0", 1024, 256, 256},
-		"maricusco-lb":         {"1.0", 256, 256, 64},
-		"maricusco-backup":     {"0.5", 512, 102, 64},
+		container("app"):        {"2.0", 4096, 512, 512},
+		container("postgres"):   {"2.0", 2048, 512, 512},
+		container("redis"):      {"1.0", 1024, 256, 256},
+		container("chromadb"):   {"2.0", 2048, 512, 512},
+		container("grafana"):    {"1.0", 512, 256, 128},
+		container("prometheus"): {"1.0", 1024, 256, 256},
+		container("lb"):         {"1.0", 256, 256, 64},
+		container("backup"):     {"0.5", 512, 102, 64},
 	}
 	forEachStack(t, func(t *testing.T, _ string, res *Result) {
 		for name, c := range res.Containers() {
 			w, ok := want[name]
 			if strings.HasPrefix(name, "maricusco-app-") {
-				w, ok = want["maricusco-app"]
+				w, ok = want[container("app")]
 			}
 			require.True(t, ok, "%s has limits", name)
 			assert.Equal(t, w.cpus, c.Inputs["cpus"].StringValue(), name)
@@ -269,7 +269,7 @@ func TestAServicesLimitsCanBeOverriddenPerStack(t *testing.T) {
 		"redis": map[string]any{"limits": map[string]string{"memory": "2G"}, "reservations": map[string]string{"cpus": "0.5"}},
 	})
 	res := mustRun(t, sc)
-	redis := res.Container(t, "maricusco-redis")
+	redis := res.Container(t, container("redis"))
 	assert.Equal(t, 2048.0, redis.Inputs["memory"].NumberValue())
 	assert.Equal(t, 512.0, redis.Inputs["cpuShares"].NumberValue())
 	assert.Equal(t, "1.0", redis.Inputs["cpus"].StringValue(), "fields not overridden keep the seed's value")
@@ -277,32 +277,32 @@ func TestAServicesLimitsCanBeOverriddenPerStack(t *testing.T) {
 }
 
 func TestHealthchecksAreTheSeedsWithAFastStartPhase(t *testing.T) {
-	// The first word of each test is a program the pinned image ships (DESIGN.md, README).
+	// The first word of each test is a program the pinned image ships (DESIGN.md, docs/configuration.md).
 	want := map[string][]string{
-		"maricusco-app":        {"CMD", "/usr/local/bin/healthcheck"},
-		"maricusco-postgres":   {"CMD-SHELL", "test -f /var/run/postgresql/maricusco-roles-ready && pg_isready"},
-		"maricusco-redis":      {"CMD-SHELL", "REDISCLI_AUTH="},
-		"maricusco-chromadb":   {"CMD", "/bin/bash"},
-		"maricusco-prometheus": {"CMD", "wget"},
-		"maricusco-grafana":    {"CMD", "wget"},
-		"maricusco-lb":         {"CMD", "wget"},
-		"maricusco-backup":     {"CMD", "/bin/sh"},
+		container("app"):        {"CMD", "/usr/local/bin/healthcheck"},
+		container("postgres"):   {"CMD-SHELL", "test -f /var/run/postgresql/maricusco-roles-ready && pg_isready"},
+		container("redis"):      {"CMD-SHELL", "REDISCLI_AUTH="},
+		container("chromadb"):   {"CMD", "/bin/bash"},
+		container("prometheus"): {"CMD", "wget"},
+		container("grafana"):    {"CMD", "wget"},
+		container("lb"):         {"CMD", "wget"},
+		container("backup"):     {"CMD", "/bin/sh"},
 	}
 	contains := map[string]string{
-		"maricusco-app":        "/usr/local/bin/healthcheck",
-		"maricusco-lb":         "http://127.0.0.1:8000/lb-health",
-		"maricusco-postgres":   "pg_isready -h 127.0.0.1 -p 5432 -U postgres -d maricusco",
-		"maricusco-redis":      "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG",
-		"maricusco-chromadb":   "GET /api/v2/heartbeat",
-		"maricusco-prometheus": "http://127.0.0.1:9090/-/healthy",
-		"maricusco-grafana":    "http://127.0.0.1:3000/api/health",
-		"maricusco-backup":     "/run/maricusco/backup.sh health",
+		container("app"):        "/usr/local/bin/healthcheck",
+		container("lb"):         "http://127.0.0.1:8000/lb-health",
+		container("postgres"):   "pg_isready -h 127.0.0.1 -p 5432 -U postgres -d maricusco",
+		container("redis"):      "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG",
+		container("chromadb"):   "GET /api/v2/heartbeat",
+		container("prometheus"): "http://127.0.0.1:9090/-/healthy",
+		container("grafana"):    "http://127.0.0.1:3000/api/health",
+		container("backup"):     "/run/maricusco/backup.sh health",
 	}
 	forEachStack(t, func(t *testing.T, _ string, res *Result) {
 		for name, c := range res.Containers() {
 			kind := name
 			if strings.HasPrefix(name, "maricusco-app-") {
-				kind = "maricusco-app"
+				kind = container("app")
 			}
 			prefix, ok := want[kind]
 			require.True(t, ok, "%s has a healthcheck", name)
@@ -367,7 +367,7 @@ func containerDeps(c Resource) []string {
 	return deps
 }
 
-func TestTheAppWaitsForTheDataServicesItsInstancesForEachOtherTheBackupForPostgresAndNothingElseWaits(t *testing.T) {
+func TestOnlyWhatNeedsAServiceWaitsForIt(t *testing.T) {
 	dataServices := []string{"postgres-container", "redis-container", "chromadb-container"}
 	for _, replicas := range []int{1, 2, 3} {
 		t.Run(fmt.Sprintf("%d instance(s)", replicas), func(t *testing.T) {
@@ -377,21 +377,21 @@ func TestTheAppWaitsForTheDataServicesItsInstancesForEachOtherTheBackupForPostgr
 				waits[name] = containerDeps(c)
 			}
 			if replicas == 1 {
-				assert.ElementsMatch(t, dataServices, waits["maricusco-app"], "the app starts once its data services are healthy")
-				delete(waits, "maricusco-app")
+				assert.ElementsMatch(t, dataServices, waits[container("app")], "the app starts once its data services are healthy")
+				delete(waits, container("app"))
 			} else {
-				assert.ElementsMatch(t, dataServices, waits["maricusco-app-1"], "the first instance starts once the data services are healthy")
-				delete(waits, "maricusco-app-1")
+				assert.ElementsMatch(t, dataServices, waits[container("app-1")], "the first instance starts once the data services are healthy")
+				delete(waits, container("app-1"))
 				for i := 2; i <= replicas; i++ {
 					assert.Equal(t, []string{fmt.Sprintf("app-%d", i-1)}, waits[fmt.Sprintf("maricusco-app-%d", i)],
 						"instance %d is replaced only once instance %d is back, so one instance at a time is down", i, i-1)
 					delete(waits, fmt.Sprintf("maricusco-app-%d", i))
 				}
-				assert.Equal(t, []string{fmt.Sprintf("app-%d", replicas)}, waits["maricusco-lb"], "the load balancer takes the port once every instance is healthy")
-				delete(waits, "maricusco-lb")
+				assert.Equal(t, []string{fmt.Sprintf("app-%d", replicas)}, waits[container("lb")], "the load balancer takes the port once every instance is healthy")
+				delete(waits, container("lb"))
 			}
-			assert.Equal(t, []string{"postgres-container"}, waits["maricusco-backup"], "the first dump is taken once the database is healthy")
-			delete(waits, "maricusco-backup")
+			assert.Equal(t, []string{"postgres-container"}, waits[container("backup")], "the first dump is taken once the database is healthy")
+			delete(waits, container("backup"))
 			for name, deps := range waits {
 				assert.Empty(t, deps, "%s need not wait for another container, so Pulumi creates it at once", name)
 			}
@@ -402,18 +402,18 @@ func TestTheAppWaitsForTheDataServicesItsInstancesForEachOtherTheBackupForPostgr
 func TestProdPublishesOnlyPorts8000And3000(t *testing.T) {
 	res := mustRun(t, loadStack(t, "prod"))
 	published := publishedPorts(res)
-	assert.Equal(t, map[string]string{"maricusco-lb": "0.0.0.0:8000->8000", "maricusco-grafana": "0.0.0.0:3000->3000"}, published)
+	assert.Equal(t, map[string]string{container("lb"): "0.0.0.0:8000->8000", container("grafana"): "0.0.0.0:3000->3000"}, published)
 }
 
 func TestDevPublishesEveryServiceOnLoopbackOnly(t *testing.T) {
 	res := mustRun(t, loadStack(t, "dev"))
 	assert.Equal(t, map[string]string{
-		"maricusco-app":        "127.0.0.1:8000->8000",
-		"maricusco-grafana":    "127.0.0.1:3000->3000",
-		"maricusco-postgres":   "127.0.0.1:5432->5432",
-		"maricusco-redis":      "127.0.0.1:6379->6379",
-		"maricusco-chromadb":   "127.0.0.1:8001->8000",
-		"maricusco-prometheus": "127.0.0.1:9090->9090",
+		container("app"):        "127.0.0.1:8000->8000",
+		container("grafana"):    "127.0.0.1:3000->3000",
+		container("postgres"):   "127.0.0.1:5432->5432",
+		container("redis"):      "127.0.0.1:6379->6379",
+		container("chromadb"):   "127.0.0.1:8001->8000",
+		container("prometheus"): "127.0.0.1:9090->9090",
 	}, publishedPorts(res))
 }
 
@@ -449,20 +449,20 @@ func TestGeneratedSecretsAreSecretAndDeliveredAsFiles(t *testing.T) {
 		for _, pw := range res.OfType(passwordType) {
 			generated[pw.Name] = true
 		}
-		assert.Equal(t, map[string]bool{"postgres-password": true, "postgres-superuser-password": true, "postgres-backup-password": true,
-			"redis-password": true, "grafana-admin-password": true}, generated, "a secret the stack does not set is generated")
-		checkSecretFile(t, res, "maricusco-postgres", "POSTGRES_PASSWORD_FILE", "generated-postgres-superuser-password")
-		checkSecretFile(t, res, "maricusco-postgres", "MARICUSCO_APP_PASSWORD_FILE", "generated-postgres-password")
-		checkSecretFile(t, res, "maricusco-postgres", "MARICUSCO_BACKUP_PASSWORD_FILE", "generated-postgres-backup-password")
-		checkSecretFile(t, res, "maricusco-backup", "BACKUP_PASSWORD_FILE", "generated-postgres-backup-password")
+		assert.Equal(t, map[string]bool{"secrets-postgres-password": true, "secrets-postgres-superuser-password": true, "secrets-postgres-backup-password": true,
+			"secrets-redis-password": true, "secrets-grafana-admin-password": true}, generated, "a secret the stack does not set is generated")
+		checkSecretFile(t, res, container("postgres"), "POSTGRES_PASSWORD_FILE", "generated-secrets-postgres-superuser-password")
+		checkSecretFile(t, res, container("postgres"), "MARICUSCO_APP_PASSWORD_FILE", "generated-secrets-postgres-password")
+		checkSecretFile(t, res, container("postgres"), "MARICUSCO_BACKUP_PASSWORD_FILE", "generated-secrets-postgres-backup-password")
+		checkSecretFile(t, res, container("backup"), "BACKUP_PASSWORD_FILE", "generated-secrets-postgres-backup-password")
 		for _, app := range res.AppInstances() {
 			name := app.Inputs["name"].StringValue()
-			checkSecretFile(t, res, name, "POSTGRES_PASSWORD_FILE", "generated-postgres-password")
-			checkSecretFile(t, res, name, "REDIS_PASSWORD_FILE", "generated-redis-password")
+			checkSecretFile(t, res, name, "POSTGRES_PASSWORD_FILE", "generated-secrets-postgres-password")
+			checkSecretFile(t, res, name, "REDIS_PASSWORD_FILE", "generated-secrets-redis-password")
 		}
-		checkSecretFile(t, res, "maricusco-grafana", "GF_SECURITY_ADMIN_PASSWORD__FILE", "generated-grafana-admin-password")
-		files, secret := uploads(res.Container(t, "maricusco-redis"))
-		assert.Contains(t, files["/run/secrets/redis.conf"], `requirepass "generated-redis-password"`)
+		checkSecretFile(t, res, container("grafana"), "GF_SECURITY_ADMIN_PASSWORD__FILE", "generated-secrets-grafana-admin-password")
+		files, secret := uploads(res.Container(t, container("redis")))
+		assert.Contains(t, files["/run/secrets/redis.conf"], `requirepass "generated-secrets-redis-password"`)
 		assert.True(t, secret["/run/secrets/redis.conf"], "redis.conf holds the password, so it is secret")
 		assertNoPlainSecret(t, res, "generated-")
 	})
@@ -477,9 +477,9 @@ func TestConfiguredSecretsReplaceGeneratedOnes(t *testing.T) {
 	for _, pw := range res.OfType(passwordType) {
 		generated = append(generated, pw.Name)
 	}
-	assert.Equal(t, []string{"postgres-backup-password", "postgres-superuser-password", "redis-password"}, generated)
-	checkSecretFile(t, res, "maricusco-postgres", "MARICUSCO_APP_PASSWORD_FILE", "pg-Secret-from-config-1")
-	checkSecretFile(t, res, "maricusco-grafana", "GF_SECURITY_ADMIN_PASSWORD__FILE", "graf-Secret-from-config-2")
+	assert.Equal(t, []string{"secrets-postgres-backup-password", "secrets-postgres-superuser-password", "secrets-redis-password"}, generated)
+	checkSecretFile(t, res, container("postgres"), "MARICUSCO_APP_PASSWORD_FILE", "pg-Secret-from-config-1")
+	checkSecretFile(t, res, container("grafana"), "GF_SECURITY_ADMIN_PASSWORD__FILE", "graf-Secret-from-config-2")
 	assertNoPlainSecret(t, res, "pg-Secret-from-config-1")
 	assertNoPlainSecret(t, res, "graf-Secret-from-config-2")
 	conn := res.Exports["postgresConnectionString"]
@@ -532,10 +532,10 @@ func TestOutputsNameWhatWasDeployed(t *testing.T) {
 			assert.Equal(t, v, res.Exports[k].Value, k)
 			assert.False(t, res.Exports[k].Secret, k)
 		}
-		assert.Equal(t, "maricusco-network", res.Exports["networkName"].Value)
+		assert.Equal(t, networkName, res.Exports["networkName"].Value)
 		assert.Equal(t, map[string]string{
 			"postgres": "maricusco_postgres_data", "redis": "maricusco_redis_data", "chromadb": "maricusco_chromadb_data",
-			"prometheus": "maricusco_prometheus_data", "grafana": "maricusco_grafana_data",
+			"prometheus": "maricusco_prometheus_data", "grafana": "maricusco_grafana_data", "backup": "maricusco_backups",
 		}, res.Exports["volumeNames"].Value)
 		names := res.Exports["containerNames"].Value.(map[string]any)
 		var apps []string
@@ -544,7 +544,7 @@ func TestOutputsNameWhatWasDeployed(t *testing.T) {
 		}
 		assert.Equal(t, apps, names["app"])
 		if stack == "prod" {
-			assert.Equal(t, "maricusco-lb", names["lb"])
+			assert.Equal(t, container("lb"), names["lb"])
 		}
 		for svc, name := range seedContainers {
 			if svc != "app" {
@@ -552,10 +552,10 @@ func TestOutputsNameWhatWasDeployed(t *testing.T) {
 			}
 		}
 		assert.True(t, res.Exports["grafanaAdminPassword"].Secret)
-		assert.Equal(t, "generated-grafana-admin-password", res.Exports["grafanaAdminPassword"].Value)
+		assert.Equal(t, "generated-secrets-grafana-admin-password", res.Exports["grafanaAdminPassword"].Value)
 		conn := res.Exports["postgresConnectionString"]
 		assert.True(t, conn.Secret, "the connection string carries the password")
-		assert.Equal(t, "postgresql://maricusco:generated-postgres-password@postgres:5432/maricusco", conn.Value)
+		assert.Equal(t, "postgresql://maricusco:generated-secrets-postgres-password@postgres:5432/maricusco", conn.Value)
 	})
 }
 

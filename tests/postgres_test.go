@@ -32,7 +32,12 @@ func pgBinDir(t *testing.T) string {
 	t.Helper()
 	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 	if len(matches) == 0 {
-		t.Fatalf("a PostgreSQL server is needed to test the database's scripts: apt-get install postgresql (.ci/run installs it)")
+		// Elsewhere than on Debian, the server's tools are on the PATH.
+		path, err := exec.LookPath("initdb")
+		if err != nil {
+			t.Fatalf("a PostgreSQL server is needed to test the database's scripts: apt-get install postgresql (.ci/run installs it)")
+		}
+		return filepath.Dir(path)
 	}
 	return filepath.Dir(matches[len(matches)-1])
 }

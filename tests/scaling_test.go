@@ -26,14 +26,14 @@ func nginxTest(t *testing.T, config string) {
 	assert.Contains(t, string(out), "test is successful")
 }
 
-func TestNginxAcceptsTheLoadBalancerConfigFor1And3And10Instances(t *testing.T) {
+func TestNginxAcceptsTheLoadBalancerConfig(t *testing.T) {
 	base := loadStack(t, "prod")
 	configs := map[int]string{}
 	for _, n := range []int{1, 3, 10} {
 		t.Run(fmt.Sprintf("%d instances", n), func(t *testing.T) {
 			res := mustRun(t, base.with("appReplicas", fmt.Sprint(n)))
 			assert.Len(t, res.AppInstances(), n)
-			lb, hasLB := res.Containers()["maricusco-lb"]
+			lb, hasLB := res.Containers()[container("lb")]
 			if n == 1 {
 				assert.False(t, hasLB, "a single instance publishes the port itself")
 				config, err := components.RenderNginxConfig(components.LoadBalancerConfig(8000))
@@ -55,7 +55,7 @@ func TestNginxAcceptsTheLoadBalancerConfigFor1And3And10Instances(t *testing.T) {
 	assert.Equal(t, configs[3], configs[10], "the config names the shared alias, so scaling never reloads nginx")
 }
 
-func TestAnImageChangeReplacesInstancesUnderTheirNamesBehindAnUnchangedLoadBalancer(t *testing.T) {
+func TestAnImageRollKeepsTheLoadBalancer(t *testing.T) {
 	base := loadStack(t, "prod")
 	before := mustRun(t, base)
 	after := mustRun(t, base.with("appImage", "maricusco:1.1.0"))
@@ -73,7 +73,7 @@ func TestAnImageChangeReplacesInstancesUnderTheirNamesBehindAnUnchangedLoadBalan
 		aliases := strs(c.Inputs["networksAdvanced"].ArrayValue()[0].ObjectValue()["aliases"])
 		assert.Contains(t, aliases, "app", "the load balancer finds every instance by the shared alias")
 	}
-	lbBefore, lbAfter := before.Container(t, "maricusco-lb"), after.Container(t, "maricusco-lb")
+	lbBefore, lbAfter := before.Container(t, container("lb")), after.Container(t, container("lb"))
 	assert.True(t, lbBefore.Inputs.DeepEquals(lbAfter.Inputs), "the load balancer keeps serving through the roll")
 }
 
@@ -96,7 +96,7 @@ func TestPlanDiffTouchesOnlyWhatAChangeDependsOn(t *testing.T) {
 		{"replicas 2 to 3 adds exactly one app container", base.with("appReplicas", "3"),
 			Plan{Added: appContainers(3)[2:]}},
 		{"replicas 2 to 1 removes the instances and turns the front from nginx into the app", base.with("appReplicas", "1"),
-			Plan{Removed: append(appContainers(2), imageType+"::lb-image"), Changed: []string{containerType + "::app-front"}}},
+			Plan{Removed: append(appContainers(2), imageType+"::app-lb-image"), Changed: []string{containerType + "::app-front"}}},
 		{"a new app image tag changes only the app", base.with("appImage", "maricusco:1.1.0"),
 			Plan{Changed: append(appContainers(2), imageType+"::app-image")}},
 		{"one service's limit changes only its container", base.with("resources", map[string]any{"redis": map[string]any{"limits": map[string]string{"cpus": "1.5"}}}),
@@ -107,7 +107,7 @@ func TestPlanDiffTouchesOnlyWhatAChangeDependsOn(t *testing.T) {
 	one := mustRun(t, base.with("appReplicas", "1"))
 	t.Run("replicas 1 to 3 adds the instances and turns the front from the app into nginx", func(t *testing.T) {
 		plan := planDiff(one, mustRun(t, base.with("appReplicas", "3")))
-		assert.ElementsMatch(t, append(appContainers(3), imageType+"::lb-image"), plan.Added)
+		assert.ElementsMatch(t, append(appContainers(3), imageType+"::app-lb-image"), plan.Added)
 		assert.Empty(t, plan.Removed)
 		assert.Equal(t, []string{containerType + "::app-front"}, plan.Changed, "one resource publishes the port, so Pulumi deletes the old front before the new one binds it")
 	})
@@ -152,7 +152,7 @@ func TestURNsStayStableWhenConfigChanges(t *testing.T) {
 	}
 }
 
-func TestProdProtectsStatefulResourcesUntilTheSwitchIsLifted(t *testing.T) {
+func TestProdProtectsStatefulResources(t *testing.T) {
 	prod := loadStack(t, "prod")
 	for _, tc := range []struct {
 		name    string

@@ -65,22 +65,22 @@ func arr(v resource.PropertyValue) []resource.PropertyValue {
 	return v.ArrayValue()
 }
 
-func TestSwarmRunsOneServicePerSeedServiceOnAnAttachableOverlayAndNoContainer(t *testing.T) {
+func TestSwarmRunsOneServicePerService(t *testing.T) {
 	forEachSwarmStack(t, func(t *testing.T, stack string, res *Result) {
-		assert.ElementsMatch(t, []string{"maricusco-app", "maricusco-postgres", "maricusco-redis", "maricusco-chromadb",
-			"maricusco-prometheus", "maricusco-grafana", "maricusco-backup"}, keys(res.Services()), "no nginx: the routing mesh balances")
+		assert.ElementsMatch(t, []string{container("app"), container("postgres"), container("redis"), container("chromadb"),
+			container("prometheus"), container("grafana"), container("backup")}, keys(res.Services()), "no nginx: the routing mesh balances")
 		assert.Empty(t, res.OfType(containerType))
 		assert.Empty(t, res.OfType(remoteImageType), "every node pulls the image a task needs")
 		nets := res.OfType(networkType)
 		require.Len(t, nets, 1)
-		assert.Equal(t, "maricusco-network", nets[0].Inputs["name"].StringValue())
+		assert.Equal(t, networkName, nets[0].Inputs["name"].StringValue())
 		assert.Equal(t, "overlay", nets[0].Inputs["driver"].StringValue())
 		assert.True(t, nets[0].Inputs["attachable"].BoolValue())
 		wantReplicas := map[string]float64{"dev": 1, "prod": 2}[stack]
-		app := res.Service(t, "maricusco-app")
+		app := res.Service(t, container("app"))
 		assert.Equal(t, wantReplicas, obj(app.Inputs["mode"], "replicated", "replicas").NumberValue(), "appReplicas replicas")
 		for name, s := range res.Services() {
-			if name != "maricusco-app" {
+			if name != container("app") {
 				assert.Equal(t, 1.0, obj(s.Inputs["mode"], "replicated", "replicas").NumberValue(), name)
 			}
 			netw := arr(obj(s.Inputs["taskSpec"], "networksAdvanceds"))
@@ -91,11 +91,10 @@ func TestSwarmRunsOneServicePerSeedServiceOnAnAttachableOverlayAndNoContainer(t 
 	})
 }
 
-func TestBothTargetsTakeLimitsAndReservationsFromTheSameSeedTable(t *testing.T) {
-	seed, err := stacks.SeedResources()
-	require.NoError(t, err)
+func TestBothTargetsTakeTheSameLimits(t *testing.T) {
 	docker, swarm := mustRun(t, loadStack(t, "prod")), mustRun(t, onSwarm(t, "prod"))
-	for service, spec := range seed {
+	for _, row := range stacks.Registry {
+		service, spec := row.Name, row.Resources
 		if service == "lb" {
 			continue // no load balancer on a swarm
 		}
@@ -125,7 +124,7 @@ func TestBothTargetsTakeLimitsAndReservationsFromTheSameSeedTable(t *testing.T) 
 	}
 }
 
-func TestSwarmServicesKeepTheHealthchecksRestartsAndHardeningOfTheContainers(t *testing.T) {
+func TestSwarmServicesKeepTheContainersRules(t *testing.T) {
 	docker, swarm := mustRun(t, loadStack(t, "dev")), mustRun(t, onSwarm(t, "dev"))
 	for name, s := range swarm.Services() {
 		t.Run(name, func(t *testing.T) {
@@ -153,12 +152,12 @@ func TestSwarmServicesKeepTheHealthchecksRestartsAndHardeningOfTheContainers(t *
 	}
 }
 
-func TestSwarmRollsStatelessServicesStartFirstAndStatefulOnesStopFirstWithRollback(t *testing.T) {
+func TestSwarmRollsStatelessStartFirstStatefulStopFirst(t *testing.T) {
 	forEachSwarmStack(t, func(t *testing.T, _ string, res *Result) {
 		for name, s := range res.Services() {
 			update, rollback := s.Inputs["updateConfig"], s.Inputs["rollbackConfig"]
 			order := "stop-first"
-			if name == "maricusco-app" {
+			if name == container("app") {
 				order = "start-first"
 			}
 			assert.Equal(t, order, obj(update, "order").StringValue(), "%s: two tasks never share a data volume", name)
@@ -171,11 +170,11 @@ func TestSwarmRollsStatelessServicesStartFirstAndStatefulOnesStopFirstWithRollba
 	})
 }
 
-func TestSwarmPinsTheStatefulServicesToTheDataNodeAndNothingElse(t *testing.T) {
+func TestSwarmPinsStatefulServicesToTheDataNode(t *testing.T) {
 	forEachSwarmStack(t, func(t *testing.T, _ string, res *Result) {
 		for name, s := range res.Services() {
 			constraints := strs(obj(s.Inputs["taskSpec"], "placement", "constraints"))
-			if name == "maricusco-app" {
+			if name == container("app") {
 				assert.Empty(t, constraints, "the app runs on any node")
 				continue
 			}
@@ -184,7 +183,7 @@ func TestSwarmPinsTheStatefulServicesToTheDataNodeAndNothingElse(t *testing.T) {
 	})
 }
 
-func TestSwarmPublishesOnlyTheAppAndGrafanaThroughTheRoutingMesh(t *testing.T) {
+func TestSwarmPublishesThroughTheRoutingMesh(t *testing.T) {
 	forEachSwarmStack(t, func(t *testing.T, _ string, res *Result) {
 		published := map[string]float64{}
 		for name, s := range res.Services() {
@@ -193,7 +192,7 @@ func TestSwarmPublishesOnlyTheAppAndGrafanaThroughTheRoutingMesh(t *testing.T) {
 				published[name] = obj(p, "publishedPort").NumberValue()
 			}
 		}
-		assert.Equal(t, map[string]float64{"maricusco-app": 8000, "maricusco-grafana": 3000}, published)
+		assert.Equal(t, map[string]float64{container("app"): 8000, container("grafana"): 3000}, published)
 	})
 }
 
@@ -227,21 +226,21 @@ func decoded(t *testing.T, r Resource) string {
 	return string(b)
 }
 
-func TestSwarmDeliversPasswordsAsSecretsAndGeneratedFilesAsConfigs(t *testing.T) {
+func TestSwarmFilesAreSecretsAndConfigs(t *testing.T) {
 	res := mustRun(t, onSwarm(t, "prod").withSecret(stacks.PostgresPasswordKey, "configured-Password-1"))
 	for _, tc := range []struct {
 		service          string
 		configs, secrets []string
 	}{
-		{"maricusco-postgres", []string{"/run/maricusco/postgres-entrypoint.sh", "/run/maricusco/postgres-roles.sh", "/run/maricusco/pg_hba.conf"},
+		{container("postgres"), []string{"/run/maricusco/postgres-entrypoint.sh", "/run/maricusco/postgres-roles.sh", "/run/maricusco/pg_hba.conf"},
 			[]string{"/run/secrets/postgres_password", "/run/secrets/postgres_superuser_password", "/run/secrets/postgres_backup_password"}},
-		{"maricusco-redis", nil, []string{"/run/secrets/redis.conf", "/run/secrets/redis_password"}},
-		{"maricusco-app", nil, []string{"/run/secrets/postgres_password", "/run/secrets/redis_password"}},
-		{"maricusco-prometheus", []string{"/run/maricusco/alerts.yml", "/run/maricusco/prometheus.yml"}, nil},
-		{"maricusco-grafana", []string{"/run/maricusco/grafana-entrypoint.sh", "/run/maricusco/grafana/dashboards/maricusco.json",
+		{container("redis"), nil, []string{"/run/secrets/redis.conf", "/run/secrets/redis_password"}},
+		{container("app"), nil, []string{"/run/secrets/postgres_password", "/run/secrets/redis_password"}},
+		{container("prometheus"), []string{"/run/maricusco/alerts.yml", "/run/maricusco/prometheus.yml"}, nil},
+		{container("grafana"), []string{"/run/maricusco/grafana-entrypoint.sh", "/run/maricusco/grafana/dashboards/maricusco.json",
 			"/run/maricusco/grafana/provisioning/dashboards/maricusco.yml", "/run/maricusco/grafana/provisioning/datasources/prometheus.yml"},
 			[]string{"/run/secrets/grafana_admin_password"}},
-		{"maricusco-backup", []string{"/run/maricusco/backup.sh"}, []string{"/run/secrets/postgres_backup_password"}},
+		{container("backup"), []string{"/run/maricusco/backup.sh"}, []string{"/run/secrets/postgres_backup_password"}},
 	} {
 		t.Run(tc.service, func(t *testing.T) {
 			configs, secrets := swarmFiles(t, res, tc.service)
@@ -257,17 +256,17 @@ func TestSwarmDeliversPasswordsAsSecretsAndGeneratedFilesAsConfigs(t *testing.T)
 			}
 		})
 	}
-	_, pgSecrets := swarmFiles(t, res, "maricusco-postgres")
+	_, pgSecrets := swarmFiles(t, res, container("postgres"))
 	assert.Equal(t, "configured-Password-1", decoded(t, pgSecrets["/run/secrets/postgres_password"]))
-	configs, _ := swarmFiles(t, res, "maricusco-prometheus")
+	configs, _ := swarmFiles(t, res, container("prometheus"))
 	assert.Contains(t, decoded(t, configs["/run/maricusco/prometheus.yml"]), `names: ["tasks.app"]`, "Prometheus finds each replica through tasks.app")
 }
 
-func TestARotatedSecretIsANewDockerSecretAndTheServicesMoveToIt(t *testing.T) {
+func TestARotatedSecretIsANewDockerSecret(t *testing.T) {
 	before := mustRun(t, onSwarm(t, "prod").withSecret(stacks.PostgresPasswordKey, "first-Password-123"))
 	after := mustRun(t, onSwarm(t, "prod").withSecret(stacks.PostgresPasswordKey, "second-Password-456"))
-	_, old := swarmFiles(t, before, "maricusco-postgres")
-	_, rotated := swarmFiles(t, after, "maricusco-postgres")
+	_, old := swarmFiles(t, before, container("postgres"))
+	_, rotated := swarmFiles(t, after, container("postgres"))
 	path := "/run/secrets/postgres_password"
 	assert.NotEqual(t, old[path].Inputs["name"].StringValue(), rotated[path].Inputs["name"].StringValue(), "a new content is a new secret name")
 	plan := planDiff(before, after)
@@ -299,7 +298,7 @@ func TestSwarmShowsNoPlaintextSecretInAServiceOrConfig(t *testing.T) {
 	}
 }
 
-func TestTheSwarmTargetRefusesWhatItCannotDoBeforeAnyResource(t *testing.T) {
+func TestSwarmRefusesWhatItCannotDo(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		sc    StackConfig
@@ -310,7 +309,7 @@ func TestTheSwarmTargetRefusesWhatItCannotDoBeforeAnyResource(t *testing.T) {
 		{"secret environment", onSwarm(t, "prod").withSecret("appSecretEnv", map[string]string{"API_KEY": "k"}),
 			[]string{"appSecretEnv: cannot be used under swarm", "docker service inspect"}},
 		{"an unknown orchestrator", loadStack(t, "prod").with("orchestrator", "kubernetes"),
-			[]string{`orchestrator: "kubernetes" is not an orchestrator; use docker (one engine) or swarm`}},
+			[]string{`orchestrator: "kubernetes" is not an orchestrator; use one of docker, swarm`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := run(t, tc.sc)
@@ -356,10 +355,10 @@ func TestScalingTheAppOnSwarmChangesOnlyItsReplicas(t *testing.T) {
 	before := mustRun(t, onSwarm(t, "prod"))
 	after := mustRun(t, onSwarm(t, "prod").with("appReplicas", "4"))
 	assert.Equal(t, Plan{Changed: []string{serviceType + "::app-service"}}, planDiff(before, after))
-	assert.Equal(t, 4.0, obj(after.Service(t, "maricusco-app").Inputs["mode"], "replicated", "replicas").NumberValue())
+	assert.Equal(t, 4.0, obj(after.Service(t, container("app")).Inputs["mode"], "replicated", "replicas").NumberValue())
 }
 
-func TestDNSRoundRobinResolvesEveryServiceToItsTasksAndPublishesNothing(t *testing.T) {
+func TestDNSRoundRobinPublishesNothing(t *testing.T) {
 	sc := onSwarm(t, "prod").with("swarmEndpointMode", "dnsrr").with("ports", map[string]string{"app": "", "grafana": ""})
 	res := mustRun(t, sc)
 	for name, s := range res.Services() {
@@ -367,7 +366,7 @@ func TestDNSRoundRobinResolvesEveryServiceToItsTasksAndPublishesNothing(t *testi
 		assert.Empty(t, arr(obj(s.Inputs["endpointSpec"], "ports")), name)
 	}
 	vip := mustRun(t, onSwarm(t, "prod"))
-	assert.False(t, obj(vip.Service(t, "maricusco-postgres").Inputs["endpointSpec"], "mode").HasValue(), "vip is the swarm's own default")
+	assert.False(t, obj(vip.Service(t, container("postgres")).Inputs["endpointSpec"], "mode").HasValue(), "vip is the swarm's own default")
 
 	for _, tc := range []struct {
 		name string

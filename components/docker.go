@@ -1,0 +1,100 @@
+package components
+
+import (
+	"fmt"
+	"regexp"
+
+	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"golang.org/x/mod/semver"
+)
+
+// DockerEngine is the single-host target: one container per instance, files copied in, images
+// pulled once on the host.
+type DockerEngine struct{}
+
+func newDockerEngine(o TargetOptions) (Target, []Problem) {
+	if o.SwarmEndpointMode == EndpointDNSRR {
+		return DockerEngine{}, []Problem{{"swarmEndpointMode", "dnsrr applies to swarm services only; remove it, or set orchestrator swarm"}}
+	}
+	return DockerEngine{}, nil
+}
+
+// Orchestrator implements Target.
+func (DockerEngine) Orchestrator() Orchestrator { return OrchestratorDocker }
+
+// Check implements Target: one engine runs whatever the config allows.
+func (DockerEngine) Check(Plan) []Problem { return nil }
+
+// startIntervalAPI is the first Docker Engine API version that accepts a healthcheck start
+// interval (Docker 25). Older engines refuse any container that sets one.
+const startIntervalAPI = "1.44"
+
+// apiVersionPattern is an engine API version as Docker writes it (1.41): every engine so far
+// speaks a 1.x API, which a Docker release number (26.1) is easily mistaken for.
+var apiVersionPattern = regexp.MustCompile(`^1\.[0-9]+$`)
+
+// ValidAPIVersion tells whether v reads as an engine API version.
+func ValidAPIVersion(v string) bool { return apiVersionPattern.MatchString(v) }
+
+// SupportsStartInterval tells whether an engine speaking API version api takes a healthcheck
+// start interval.
+func SupportsStartInterval(api string) bool {
+	return semver.Compare("v"+api, "v"+startIntervalAPI) >= 0
+}
+
+// Prepare implements Target: the start interval goes only to an engine that takes one.
+func (DockerEngine) Prepare(p Plan, e Engine, note func(string)) (HealthTiming, error) {
+	health, api := p.Health, p.APIVersion
+	if api == "" {
+		var err error
+		if api, err = e.APIVersion(p.Host); err != nil {
+			return health, fmt.Errorf("docker engine: cannot ask %s for its API version (%w); start it, or set %s:dockerApiVersion", p.Host, err, p.Namespace)
+		}
+		if !ValidAPIVersion(api) {
+			return health, fmt.Errorf("docker engine at %s answered API version %q; set %s:dockerApiVersion", p.Host, api, p.Namespace)
+		}
+	}
+	if health.StartInterval > 0 && !SupportsStartInterval(api) {
+		health.StartInterval = 0
+		note(fmt.Sprintf("Docker Engine API %s predates %s (Docker 25): healthchecks run without a start interval, so a new container is known healthy only after %s", api, startIntervalAPI, health.Interval))
+	}
+	return health, nil
+}
+
+// Replicates implements Target: each instance is its own container.
+func (DockerEngine) Replicates() bool { return false }
+
+// TasksDNS implements Target: every instance carries the service's alias.
+func (DockerEngine) TasksDNS(host string) string { return host }
+
+// WorkloadNoun implements Target.
+func (DockerEngine) WorkloadNoun() string { return "container" }
+
+func (DockerEngine) image(ctx *pulumi.Context, name, ref string, opts ...pulumi.ResourceOption) (pulumi.StringInput, error) {
+	img, err := PullImage(ctx, name, ref, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return img.ImageId, nil
+}
+
+// volume is a local volume of the engine (a swarm's data node, where the stateful tasks run).
+func (DockerEngine) volume(ctx *pulumi.Context, name, dockerName string, policy VolumePolicy, opts ...pulumi.ResourceOption) (*docker.Volume, error) {
+	return localVolume(ctx, name, dockerName, policy, opts...)
+}
+
+func (DockerEngine) network(ctx *pulumi.Context, name, dockerName string, opts ...pulumi.ResourceOption) (*docker.Network, error) {
+	return docker.NewNetwork(ctx, name, &docker.NetworkArgs{
+		Name:   pulumi.String(dockerName),
+		Driver: pulumi.String("bridge"),
+	}, append(opts, pulumi.DeleteBeforeReplace(true))...)
+}
+
+func (DockerEngine) workload(ctx *pulumi.Context, name string, rt Runtime, spec ContainerSpec, opts ...pulumi.ResourceOption) (Workload, error) {
+	c, err := NewServiceContainer(ctx, name, rt, spec, opts...)
+	if err != nil {
+		return Workload{}, err
+	}
+	return Workload{Resource: c, Name: c.Name}, nil
+}

@@ -1,0 +1,135 @@
+// Package engine asks a Docker engine what the program must know before it declares anything:
+// its API version, and the nodes of its swarm.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/maricusco/infra/components"
+)
+
+// Docker asks the engine over its socket for unix:// hosts, and through the docker CLI (which
+// knows ssh://, TLS and contexts) for the others.
+type Docker struct{}
+
+// APIVersion implements components.Engine.
+func (Docker) APIVersion(host string) (string, error) {
+	var v struct{ APIVersion string }
+	if err := ask(host, "/version", cli("version", "--format", "{{json .Server}}"), &v); err != nil {
+		return "", err
+	}
+	return v.APIVersion, nil
+}
+
+// SwarmNodes implements components.Engine: the swarm's ready nodes, or why the engine cannot take
+// the swarm target, which needs a manager.
+func (Docker) SwarmNodes(host string) ([]components.SwarmNode, error) {
+	var info struct {
+		Swarm struct {
+			LocalNodeState   string
+			ControlAvailable bool
+		}
+	}
+	if err := ask(host, "/info", cli("info", "--format", "{{json .}}"), &info); err != nil {
+		return nil, err
+	}
+	if info.Swarm.LocalNodeState != "active" || !info.Swarm.ControlAvailable {
+		return nil, fmt.Errorf("%s is not a swarm manager (swarm state %q); run `docker swarm init` there, or point dockerHost at a manager (docs/cluster.md)", host, info.Swarm.LocalNodeState)
+	}
+	var nodes []struct {
+		Spec        struct{ Labels map[string]string }
+		Description struct {
+			Hostname  string
+			Resources struct{ NanoCPUs, MemoryBytes int64 }
+		}
+		Status struct{ State string }
+	}
+	if err := ask(host, "/nodes", inspectNodes, &nodes); err != nil {
+		return nil, err
+	}
+	var out []components.SwarmNode
+	for _, n := range nodes {
+		if n.Status.State != "ready" {
+			continue
+		}
+		out = append(out, components.SwarmNode{
+			Name:   n.Description.Hostname,
+			Data:   n.Spec.Labels[components.DataNodeLabel] == "true",
+			CPUs:   components.NanoCPUs(n.Description.Resources.NanoCPUs),
+			Memory: components.UnitBytes(n.Description.Resources.MemoryBytes),
+		})
+	}
+	return out, nil
+}
+
+// query asks the docker CLI, through run, for what an API path answers, as JSON.
+type query func(run func(args ...string) ([]byte, error)) ([]byte, error)
+
+// cli is the query `docker <args>`, whose --format '{{json ...}}' prints the API's JSON.
+func cli(args ...string) query {
+	return func(run func(args ...string) ([]byte, error)) ([]byte, error) { return run(args...) }
+}
+
+// inspectNodes is /nodes through the CLI: its node list has no labels, so each node is inspected.
+func inspectNodes(run func(args ...string) ([]byte, error)) ([]byte, error) {
+	ids, err := run("node", "ls", "--quiet")
+	if err != nil || len(strings.Fields(string(ids))) == 0 {
+		return []byte("[]"), err
+	}
+	return run(append([]string{"node", "inspect"}, strings.Fields(string(ids))...)...)
+}
+
+// timeout bounds every question: an engine that does not answer must not hang a deploy.
+const timeout = 20 * time.Second
+
+// ask reads one answer of the Docker Engine API at host into out: over the socket for unix://,
+// otherwise through the docker CLI with q.
+func ask(host, path string, q query, out any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	u, err := url.Parse(host)
+	if err != nil {
+		return fmt.Errorf("%q: %w", host, err)
+	}
+	if u.Scheme != "unix" {
+		b, err := q(func(args ...string) ([]byte, error) {
+			b, err := exec.CommandContext(ctx, "docker", append([]string{"--host", host}, args...)...).Output()
+			if err != nil {
+				return nil, fmt.Errorf("docker --host %s %s: %w", host, strings.Join(args, " "), err)
+			}
+			return b, nil
+		})
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(b, out)
+	}
+	client := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", u.Path)
+	}}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", host, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %s", host, path, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: %w", host, path, err)
+	}
+	return nil
+}

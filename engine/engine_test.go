@@ -1,0 +1,85 @@
+package engine
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/maricusco/infra/components"
+)
+
+// daemon serves the Docker Engine API paths given, as JSON, on a unix socket, and returns its host.
+func daemon(t *testing.T, answers map[string]any) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "docker")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "docker.sock")
+	l, err := net.Listen("unix", sock)
+	require.NoError(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, ok := answers[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(a)
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "unix://" + sock
+}
+
+func TestTheAPIVersionIsAskedOverTheSocket(t *testing.T) {
+	host := daemon(t, map[string]any{"/version": map[string]any{"Version": "26.1.5", "APIVersion": "1.45"}})
+	v, err := Docker{}.APIVersion(host)
+	require.NoError(t, err)
+	assert.Equal(t, "1.45", v)
+}
+
+func TestAnEngineThatDoesNotAnswerIsAnError(t *testing.T) {
+	_, err := Docker{}.APIVersion("unix:///nonexistent/docker.sock")
+	assert.ErrorContains(t, err, "unix:///nonexistent/docker.sock")
+	_, err = Docker{}.APIVersion(daemon(t, nil))
+	assert.ErrorContains(t, err, "404")
+}
+
+func TestSwarmNodesAreTheReadyOnesWithTheirDataLabel(t *testing.T) {
+	node := func(name, state string, labels map[string]string) map[string]any {
+		return map[string]any{
+			"Spec":        map[string]any{"Labels": labels},
+			"Description": map[string]any{"Hostname": name, "Resources": map[string]any{"NanoCPUs": 2e9, "MemoryBytes": 4 << 30}},
+			"Status":      map[string]any{"State": state},
+		}
+	}
+	host := daemon(t, map[string]any{
+		"/info": map[string]any{"Swarm": map[string]any{"LocalNodeState": "active", "ControlAvailable": true}},
+		"/nodes": []any{
+			node("data", "ready", map[string]string{components.DataNodeLabel: "true"}),
+			node("worker", "ready", nil),
+			node("gone", "down", nil),
+		},
+	})
+	got, err := Docker{}.SwarmNodes(host)
+	require.NoError(t, err)
+	assert.Equal(t, []components.SwarmNode{
+		{Name: "data", Data: true, CPUs: 2e9, Memory: 4 << 30},
+		{Name: "worker", CPUs: 2e9, Memory: 4 << 30},
+	}, got)
+}
+
+func TestAnEngineThatIsNoSwarmManagerIsRefused(t *testing.T) {
+	for _, swarm := range []map[string]any{
+		{"LocalNodeState": "inactive", "ControlAvailable": false},
+		{"LocalNodeState": "active", "ControlAvailable": false},
+	} {
+		_, err := Docker{}.SwarmNodes(daemon(t, map[string]any{"/info": map[string]any{"Swarm": swarm}}))
+		assert.ErrorContains(t, err, "is not a swarm manager")
+	}
+}
