@@ -35,6 +35,9 @@ var (
 
 const passphrase = "e2e-only-passphrase"
 
+// container is the Docker name of a service's container with the default namePrefix.
+func container(service string) string { return "maricusco-" + service }
+
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
 		return v
@@ -145,6 +148,8 @@ func describe(host string) (engine, error) {
 type project struct {
 	dir    string
 	engine engine
+	// backend is the state backend's URL (empty: deploy.sh's ./.pulumi-state in dir).
+	backend string
 	// startRequests starts the request loop of upUnderLoad (nil: against the published port).
 	startRequests func(t *testing.T) requests
 }
@@ -194,6 +199,9 @@ func (p *project) run(args ...string) (string, error) {
 		"DOCKER_HOST="+p.engine.host,
 		"PULUMI_SKIP_UPDATE_CHECK=true",
 	)
+	if p.backend != "" {
+		cmd.Env = append(cmd.Env, "PULUMI_BACKEND_URL="+p.backend)
+	}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

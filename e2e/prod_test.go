@@ -1,11 +1,6 @@
 package e2e
 
 import (
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -74,37 +69,4 @@ func TestProdLifecycle(t *testing.T) {
 		assert.Empty(t, p.containers(t, stack))
 		p.assertVolumesKept(t, "by Docker after the destroy")
 	})
-}
-
-// TestDevOnDocker26 runs the dev stack's up and second preview on a current engine too, where
-// the healthchecks get their start interval.
-func TestDevOnDocker26(t *testing.T) {
-	requireRealEngine(t)
-	script := filepath.Join(sharedDir, "docker-modern", "docker-modern.sh")
-	if exec.Command("bash", script, "host").Run() != nil {
-		// Started here, stopped here (after the stack's cleanup, which Cleanup runs first).
-		t.Cleanup(func() { _ = exec.Command("bash", script, "stop").Run() })
-	}
-	out, err := exec.Command("bash", script, "start").CombinedOutput()
-	if err != nil {
-		msg := "DOCKER 26 STEPS SKIPPED: the second engine did not start: " + tail(string(out), 5)
-		fmt.Fprintln(os.Stderr, msg)
-		t.Skip(msg)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	e, err := describe(lines[len(lines)-1])
-	require.NoError(t, err)
-	p := forStack(t, e, "dev")
-
-	took := p.up(t, "dev")
-	require.Equal(t, devContainers, p.containers(t, "dev"))
-	p.waitHealthy(t, devContainers, 10*time.Second)
-	figure(t, e.name, "dev `up` from nothing to all healthy (s)", took.Seconds())
-	interval := e.mustDocker(t, "inspect", "--format", "{{json .Config.Healthcheck.StartInterval}}", "maricusco-postgres")
-	assert.Equal(t, "2000000000", interval, "the engine takes the start interval, so the program sends it")
-	changes := p.changes(t, "dev")
-	assert.Empty(t, changes)
-	p.must(t, "dev", "refresh", "--yes", "--skip-preview")
-	assert.Empty(t, p.changes(t, "dev"))
-	figure(t, e.name, "dev changes in the preview after `up` and after `refresh`", len(changes))
 }

@@ -1,0 +1,89 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// modernEngine is the second engine, Docker 26, started for the test when it is not running and
+// stopped after it. Asked for, the suite fails when it cannot start.
+func modernEngine(t *testing.T) engine {
+	t.Helper()
+	script := filepath.Join(sharedDir, "docker-modern", "docker-modern.sh")
+	if exec.Command("bash", script, "host").Run() != nil {
+		// Started here, stopped here (after the stacks' cleanups, which Cleanup runs first).
+		t.Cleanup(func() { _ = exec.Command("bash", script, "stop").Run() })
+	}
+	out, err := exec.Command("bash", script, "start").CombinedOutput()
+	require.NoError(t, err, "the second engine (Docker 26) did not start: %s", tail(string(out), 5))
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	e, err := describe(lines[len(lines)-1])
+	require.NoError(t, err)
+	return e
+}
+
+// unchangedSince is the commit whose deployments this tree must leave as they are: the last one
+// that changed the Docker objects on purpose. A refactor that would replace or update anything
+// a deployed stack holds fails here; a deliberate change moves the commit in the file.
+func unchangedSince(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "unchanged-since"))
+	require.NoError(t, err)
+	return strings.TrimSpace(string(b))
+}
+
+// atCommit is the project as it was at commit, sharing p's engine and state backend.
+func (p *project) atCommit(t *testing.T, commit string) *project {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := exec.Command("bash", "-o", "pipefail", "-c", `git -C "$1" archive "$2" | tar -x -C "$3"`, "archive", repoRoot, commit, dir).CombinedOutput()
+	require.NoError(t, err, "git archive %s (the suite needs the repository's history): %s", commit, out)
+	return &project{dir: dir, engine: p.engine, backend: p.backend}
+}
+
+// TestDocker26 runs both stacks on the current engine, where healthchecks get their start
+// interval: each deployed first by the code of unchangedSince, then previewed with this tree,
+// which must change nothing, then taken over by it.
+func TestDocker26(t *testing.T) {
+	requireRealEngine(t)
+	e := modernEngine(t)
+	base := unchangedSince(t)
+	for _, stack := range []string{"dev", "prod"} {
+		t.Run(stack, func(t *testing.T) {
+			p := forStack(t, e, stack)
+			p.backend = "file://" + t.TempDir()
+			old := p.atCommit(t, base)
+			took := old.up(t, stack)
+			figure(t, e.name, fmt.Sprintf("%s `up` from nothing to all healthy, by %.7s (s)", stack, base), took.Seconds())
+			// The stack file holds the stack's encryption salt and its config, as the old code left it.
+			file := "Pulumi." + stack + ".yaml"
+			raw, err := os.ReadFile(filepath.Join(old.dir, file))
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(filepath.Join(p.dir, file), raw, 0o644))
+
+			changes := p.changes(t, stack)
+			assert.Empty(t, changes, "this tree replaces or updates nothing %.7s deployed", base)
+			figure(t, e.name, fmt.Sprintf("%s changes in this tree's preview of a stack deployed by %.7s", stack, base), len(changes))
+			p.up(t, stack)
+			containers := p.containers(t, stack)
+			p.waitHealthy(t, containers, time.Minute)
+			interval := e.mustDocker(t, "inspect", "--format", "{{json .Config.Healthcheck.StartInterval}}", container("postgres"))
+			assert.Equal(t, "2000000000", interval, "the engine takes the start interval, so the program sends it")
+			p.must(t, stack, "refresh", "--yes", "--skip-preview")
+			assert.Empty(t, p.changes(t, stack), "no change after refresh either")
+			if stack == "prod" {
+				p.config(t, stack, "set", "protect", "false")
+				p.up(t, stack)
+			}
+			p.must(t, stack, "destroy", "--yes", "--skip-preview")
+		})
+	}
+}
