@@ -379,7 +379,7 @@ health() {
   [ $((t - checked)) -le $((tick * 6)) ] || problems="$problems; the archive was last checked $((t - checked)) s ago"
   [ "$age" -le "$max_age" ] || problems="$problems; WAL written $age s ago is not in the archive yet (limit $max_age s): $why"
   [ "$down" -le "$max_age" ] || problems="$problems; no WAL has been streamed for $down s (limit $max_age s): $why"
-  [ "$retained" -le "$retained_limit" ] || problems="$problems; the slot $slot holds back $retained bytes of WAL on the database's disk (limit $retained_limit): the receiver is stuck; see the README's Backups"
+  [ "$retained" -le "$retained_limit" ] || problems="$problems; the slot $slot holds back $retained bytes of WAL on the database's disk (limit $retained_limit): the receiver is stuck; see docs/backups.md"
   if [ $((t - started)) -ge "$interval" ]; then
     [ $((t - base_end)) -le $((interval * 3 / 2)) ] || problems="$problems; the newest good base backup is $((t - base_end)) s old: more than 1.5 intervals"
     [ $((t - dump_at)) -le $((interval * 3 / 2)) ] || problems="$problems; the newest good dump is $((t - dump_at)) s old: more than 1.5 intervals"
