@@ -35,6 +35,11 @@ func TestDevLifecycle(t *testing.T) {
 	e := hostEngine(t)
 	p := forStack(t, e, stack)
 
+	// The shipped 30 s interval makes each wait for health a 30 s step on an engine without a
+	// start interval, and this test waits often; prod's lifecycle and TestDocker26 run the shipped
+	// timing. A label on the figures says so.
+	p.config(t, stack, "set", "healthcheckInterval", "5s")
+	engineName := e.name + ", healthchecks every 5 s"
 	t.Run("the move from compose keeps the data: compose down, then up from nothing to all healthy", func(t *testing.T) {
 		composeDeploymentWithData(t, p)
 		// docs/configuration.md's steps: stop the compose deployment, keeping its volumes, then deploy.
@@ -42,7 +47,7 @@ func TestDevLifecycle(t *testing.T) {
 		took := p.up(t, stack)
 		require.Equal(t, devContainers, p.containers(t, stack))
 		p.waitHealthy(t, devContainers, 10*time.Second)
-		figure(t, e.name, "dev `up` from nothing to all healthy (s)", took.Seconds())
+		figure(t, engineName, "dev `up` from nothing to all healthy (s)", took.Seconds())
 		assert.Equal(t, "from compose", p.psql(t, "maricusco-postgres", "SELECT note FROM e2e_rows ORDER BY id LIMIT 1"))
 		// compose made the app's role the cluster's superuser; the first up migrates it.
 		assert.Equal(t, "postgres", p.psql(t, "maricusco-postgres", "SELECT rolname FROM pg_roles WHERE oid = 10"), "the superuser is postgres")
@@ -56,7 +61,7 @@ func TestDevLifecycle(t *testing.T) {
 		p.must(t, stack, "refresh", "--yes", "--skip-preview")
 		changes := p.changes(t, stack)
 		assert.Empty(t, changes)
-		figure(t, e.name, "dev changes in the preview after `up` and after `refresh`", len(changes))
+		figure(t, engineName, "dev changes in the preview after `up` and after `refresh`", len(changes))
 	})
 
 	t.Run("scaling 1 to 3 converges in one up", func(t *testing.T) {
@@ -65,15 +70,15 @@ func TestDevLifecycle(t *testing.T) {
 		assert.Subset(t, p.containers(t, stack), want)
 		assert.NotContains(t, p.containers(t, stack), "maricusco-app")
 		p.waitHealthy(t, want, 10*time.Second)
-		figure(t, e.name, "dev replicas 1 → 3 (s)", r.took.Seconds())
-		figure(t, e.name, "dev replicas 1 → 3: failed requests while the port moves to nginx", r.failures())
+		figure(t, engineName, "dev replicas 1 → 3 (s)", r.took.Seconds())
+		figure(t, engineName, "dev replicas 1 → 3: failed requests while the port moves to nginx", r.failures())
 		assert.Empty(t, p.changes(t, stack), "scaled, the stack is at rest")
 	})
 
 	t.Run("a new app image rolls across 3 instances with no failed request", func(t *testing.T) {
 		r := p.upUnderLoad(t, stack, "appImage", rolledAppImage)
-		figure(t, e.name, "dev image roll, 3 instances (s)", r.took.Seconds())
-		figure(t, e.name, "dev image roll, 3 instances: failed requests", r.failures())
+		figure(t, engineName, "dev image roll, 3 instances (s)", r.took.Seconds())
+		figure(t, engineName, "dev image roll, 3 instances: failed requests", r.failures())
 		assert.Zero(t, r.failed, "first failure: %v", r.firstErr)
 		assert.Positive(t, r.sent)
 		rolled := p.engine.mustDocker(t, "image", "inspect", "--format", "{{.Id}}", rolledAppImage)
@@ -86,8 +91,8 @@ func TestDevLifecycle(t *testing.T) {
 		r := p.upUnderLoad(t, stack, "appReplicas", "1")
 		assert.Equal(t, devContainers, p.containers(t, stack))
 		p.waitHealthy(t, devContainers, 10*time.Second)
-		figure(t, e.name, "dev replicas 3 → 1 (s)", r.took.Seconds())
-		figure(t, e.name, "dev replicas 3 → 1: failed requests while the port moves to the app", r.failures())
+		figure(t, engineName, "dev replicas 3 → 1 (s)", r.took.Seconds())
+		figure(t, engineName, "dev replicas 3 → 1: failed requests while the port moves to the app", r.failures())
 		assert.Empty(t, p.changes(t, stack))
 	})
 
@@ -130,7 +135,7 @@ func TestDevLifecycle(t *testing.T) {
 	t.Run("a row survives a postgres replacement", func(t *testing.T) {
 		p.psql(t, "maricusco-postgres", "INSERT INTO e2e_rows (note) VALUES ('before replace')")
 		took := p.up(t, stack, "--replace", p.urn(t, stack, "postgres-container"))
-		figure(t, e.name, "dev postgres replacement (s)", took.Seconds())
+		figure(t, engineName, "dev postgres replacement (s)", took.Seconds())
 		p.waitHealthy(t, []string{"maricusco-postgres"}, 10*time.Second)
 		assert.Equal(t, "1", p.psql(t, "maricusco-postgres", "SELECT count(*) FROM e2e_rows WHERE note = 'before replace'"))
 	})
@@ -142,7 +147,7 @@ func TestDevLifecycle(t *testing.T) {
 		const rotated = "rotated-by-the-e2e-suite-1"
 		p.config(t, stack, "set", "--secret", "postgresPassword", rotated)
 		took := p.up(t, stack)
-		figure(t, e.name, "dev postgresPassword rotation (s)", took.Seconds())
+		figure(t, engineName, "dev postgresPassword rotation (s)", took.Seconds())
 		p.waitHealthy(t, devContainers, 10*time.Second)
 		login := func(password string) error {
 			cmd := exec.Command("psql", "-h", "127.0.0.1", "-p", "5432", "-U", "maricusco", "-d", "maricusco", "-tAc", "SELECT 1")
@@ -170,12 +175,12 @@ func TestDevLifecycle(t *testing.T) {
 		p.waitHealthy(t, []string{"maricusco-backup"}, time.Minute)
 		start := time.Now()
 		p.must(t, stack, "backup")
-		figure(t, e.name, "dev on-demand backup (s)", time.Since(start).Round(100*time.Millisecond).Seconds())
+		figure(t, engineName, "dev on-demand backup (s)", time.Since(start).Round(100*time.Millisecond).Seconds())
 		dumps := backups(t)
 		require.NotEmpty(t, dumps)
 		newest := dumps[len(dumps)-1]
 		e.mustDocker(t, "exec", "maricusco-backup", "pg_restore", "--list", newest)
-		figure(t, e.name, "dev dump size of the test data (bytes)", e.mustDocker(t, "exec", "maricusco-backup", "stat", "-c", "%s", newest))
+		figure(t, engineName, "dev dump size of the test data (bytes)", e.mustDocker(t, "exec", "maricusco-backup", "stat", "-c", "%s", newest))
 		p.waitHealthy(t, []string{"maricusco-backup"}, 10*time.Second)
 	})
 
@@ -186,7 +191,7 @@ func TestDevLifecycle(t *testing.T) {
 		dumps := p.restorePoints(t, stack, "dump")
 		start := time.Now()
 		p.must(t, stack, "restore", "--yes", dumps[len(dumps)-1])
-		figure(t, e.name, "dev restore of the newest dump (s)", time.Since(start).Round(100*time.Millisecond).Seconds())
+		figure(t, engineName, "dev restore of the newest dump (s)", time.Since(start).Round(100*time.Millisecond).Seconds())
 		assert.Equal(t, rows, p.psql(t, "maricusco-postgres", "SELECT count(*) FROM e2e_rows"))
 		out, err := p.run(stack, "restore", dumps[len(dumps)-1])
 		assert.Error(t, err, "without --yes and without a terminal, restore asks for a confirmation it cannot get")
@@ -221,7 +226,7 @@ func TestDevLifecycle(t *testing.T) {
 		assert.Empty(t, p.containers(t, stack))
 		p.assertVolumesKept(t, "after the destroy")
 		took := p.up(t, stack)
-		figure(t, e.name, "dev `up` onto kept volumes (s)", took.Seconds())
+		figure(t, engineName, "dev `up` onto kept volumes (s)", took.Seconds())
 		assert.Equal(t, "2", p.psql(t, "maricusco-postgres", "SELECT count(*) FROM e2e_rows"))
 	})
 
