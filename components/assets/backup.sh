@@ -170,16 +170,19 @@ base() (
     rm -rf "$partial"
     fail "FAILED: pg_basebackup did not complete"
   fi
+  # When it was consistent, by the clock recovery compares commit times with: the server's, to
+  # the microsecond (a second's precision would refuse an instant just after it). The backup
+  # ended before this question, so the answer is never early.
+  end=$(psql -tAc "SELECT extract(epoch FROM clock_timestamp())" 2>/dev/null) || end=$(($(now) + 1))
   if ! pg_verifybackup -q "$partial"; then
     rm -rf "$partial"
     fail "FAILED: the new base backup does not pass pg_verifybackup; it was discarded"
   fi
-  end=$(now)
   first=$(sed -n 's/^START WAL LOCATION: .*(file \([0-9A-F]*\))$/\1/p' "$partial/backup_label")
   bytes=$(($(du -sk "$partial" | cut -f1) * 1024))
   mv "$partial" "$a/base-$s"
   printf 'start=%s\nend=%s\nfirst_wal=%s\nbytes=%s\n' "$start" "$end" "$first" "$bytes" >"$a/base-$s.done"
-  log "base-$s: $bytes bytes in $((end - start)) s, verified with pg_verifybackup; WAL from $first"
+  log "base-$s: $bytes bytes in $((${end%%.*} - start)) s, verified with pg_verifybackup; WAL from $first"
   retain
   echo "base-$s"
 )
@@ -315,7 +318,7 @@ check() {
   base_end=0 base_bytes=0
   if [ -n "$newest_base" ]; then
     done_file="${newest_base#* }/${newest_base%% *}.done"
-    base_end=$(field "$done_file" end)
+    base_end=$(field "$done_file" end | cut -d . -f 1)
     base_bytes=$(field "$done_file" bytes)
   fi
   dump=$(good_dumps | tail -n 1)
@@ -495,7 +498,7 @@ list() {
     next=$(archives | awk -v a="$a" 'found { print; exit } $0 == a { found = 1 }')
     until="now (streaming)"
     [ -z "$next" ] || until=$(iso "$(cut -d ' ' -f 3 "$next/IDENTITY")")
-    echo "base  $name  consistent at $(iso "$(field "$a/$name.done" end)"); with its archive, any time until $until"
+    echo "base  $name  consistent at $(iso "$(field "$a/$name.done" end | cut -d . -f 1)"); with its archive, any time until $until"
   done
   find "$replaced" -mindepth 1 -maxdepth 1 -type d -name "before-restore-$ts" 2>/dev/null | sort | while read -r r; do
     echo "copy  $(basename "$r")  the data directory a restore replaced at $(iso "$(stat -c %Y "$r.sha256")")"
@@ -514,7 +517,7 @@ plan() {
       a=$(archives | while read -r x; do [ "$(cut -d ' ' -f 3 "$x/IDENTITY")" -le "$target" ] && echo "$x"; done | tail -n 1)
       [ -n "$a" ] || refuse "$(iso "$target") is before the oldest archive"
       name=$(bases | awk -v a="$a" '$2 == a { print $1 }' | while read -r n; do
-        [ "$(field "$a/$n.done" end)" -lt "$target" ] && echo "$n"
+        awk -v end="$(field "$a/$n.done" end)" -v target="$2" 'BEGIN { exit !(end + 0 < target + 0) }' && echo "$n"
       done | tail -n 1)
       [ -n "$name" ] || refuse "no base backup was consistent before $(iso "$target") in the archive of that time; see ./deploy.sh <stack> restore --list"
       verify_base "$a" "$name"
