@@ -2,7 +2,9 @@ package components
 
 import (
 	"fmt"
+	"math"
 	"regexp"
+	"strconv"
 
 	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -23,8 +25,31 @@ func newDockerEngine(o TargetOptions) (Target, []Problem) {
 // Orchestrator implements Target.
 func (DockerEngine) Orchestrator() Orchestrator { return OrchestratorDocker }
 
-// Check implements Target: one engine runs whatever the config allows.
-func (DockerEngine) Check(Plan) []Problem { return nil }
+// Check implements Target: a CPU limit must survive the docker provider's reading it back
+// (kreuzwerker v3.8.0, internal/provider/helpers.go:149, nanoInt64ToDecimalString), which writes
+// some values with one decimal: 0.05 reads back as 0.1 and 0.01 as 0.0, no limit at all. The
+// container would get the value read back, not the one the stack sets.
+func (DockerEngine) Check(p Plan) []Problem {
+	var out []Problem
+	for _, svc := range p.Services {
+		if cpus := svc.Resources.CPULimit; !keptOnReadBack(cpus) {
+			next := cpus - cpus%1e7
+			for !keptOnReadBack(next) || next < cpus {
+				next += 1e7
+			}
+			out = append(out, Problem{"resources." + svc.Name + ".limits.cpus", fmt.Sprintf(
+				"%s cannot be set on one engine: the docker provider reads it back as %s; use a value it keeps, such as %s",
+				cpus, Resources{CPULimit: cpus}.CPUsAsReadBack(), next)})
+		}
+	}
+	return out
+}
+
+// keptOnReadBack tells whether the provider reads a CPU limit back as the same amount.
+func keptOnReadBack(cpus NanoCPUs) bool {
+	back, err := strconv.ParseFloat(Resources{CPULimit: cpus}.CPUsAsReadBack(), 64)
+	return err == nil && math.Abs(back-cpus.CPUs()) < 1e-9
+}
 
 // startIntervalAPI is the first Docker Engine API version that accepts a healthcheck start
 // interval (Docker 25). Older engines refuse any container that sets one.

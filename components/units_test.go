@@ -79,3 +79,13 @@ func TestACPUReservationIsAWeightOf1024PerCPU(t *testing.T) {
 	assert.Equal(t, 2048, Resources{CPUReservation: 2e9}.CPUShares())
 	assert.Equal(t, 2*4096, Resources{MemoryLimit: 4 << 30}.MemorySwapMB(), "memory and swap: twice the limit, as Docker fills it in")
 }
+
+func TestSomeCPULimitsDoNotSurviveTheProvidersReadBack(t *testing.T) {
+	for cpus, kept := range map[NanoCPUs]bool{1e7: false, 5e7: false, 1e8: true, 15e7: true, 5e8: true, 2e9: true, 10e9: true, 125e7: true} {
+		assert.Equal(t, kept, keptOnReadBack(cpus), "%s", cpus)
+	}
+	problems := DockerEngine{}.Check(Plan{Services: []PlannedService{{Name: "redis", Resources: Resources{CPULimit: 5e7}}}})
+	require.Len(t, problems, 1)
+	assert.Equal(t, "resources.redis.limits.cpus", problems[0].Key)
+	assert.Contains(t, problems[0].Message, "such as 0.10", "the next amount it keeps")
+}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 
@@ -87,17 +88,31 @@ func (r *reader) has(key string) bool {
 	return false
 }
 
+// declare records k and returns the stack's value for it, if any. A key that is not a secret but
+// was set with --secret is refused, and its value withheld from every later message: the program
+// would put it, in plaintext, where secrets never go (container settings, outputs).
 func (r *reader) declare(k Key) (string, bool) {
 	r.keys = append(r.keys, k)
 	if r.src.get == nil {
 		return "", false
 	}
-	return r.src.get(Namespace + ":" + k.Name)
+	v, ok := r.src.get(Namespace + ":" + k.Name)
+	if ok && !k.Secret && r.src.isSecret(Namespace+":"+k.Name) {
+		r.fail(k.Name, "is set with --secret, but is no secret: its value would be shown in plaintext where the program puts it; set it again without --secret (for a secret of the app's, use appSecretEnv)")
+		return "", false
+	}
+	return v, ok
 }
 
+// str reads a string key; a value of more than one line, or with other control characters, is
+// refused: it would end a line of the file or command it goes into.
 func (r *reader) str(name, def, desc string) string {
 	v, ok := r.declare(Key{Name: name, Type: "string", Default: def, Description: desc})
 	if !ok {
+		return def
+	}
+	if strings.ContainsFunc(v, unicode.IsControl) {
+		r.fail(name, "holds a control character (a newline?); write the value on one line")
 		return def
 	}
 	return v
