@@ -2,7 +2,7 @@
 # Runs a Pulumi operation on one stack with the local file backend: no account, no network
 # besides the Docker host and the registries the images and provider plugins come from.
 #
-#   PULUMI_CONFIG_PASSPHRASE=... ./deploy.sh <dev|prod> [preview|up|refresh|destroy] [pulumi flags...]
+#   PULUMI_CONFIG_PASSPHRASE=... ./deploy.sh <dev|prod> [preview|up|refresh|destroy] [--take-lock ID] [pulumi flags...]
 #   PULUMI_CONFIG_PASSPHRASE=... ./deploy.sh <dev|prod> config|stack <pulumi arguments...>
 #
 #   PULUMI_CONFIG_PASSPHRASE=... ./deploy.sh <dev|prod> backup [--new-archive]
@@ -14,6 +14,12 @@
 # instant, to the last archived WAL, or to a named restore point, after a confirmation that names
 # the stack and what it restores (--yes skips it, for CI); scripts/backups.sh says more. Both
 # need the docker CLI.
+#
+# A second deploy of a stack while one runs on this machine is refused (exit status 3). Before it
+# acts, a deploy recovers from a killed one: it removes a lock whose process is gone, stops the
+# plugins that process left, and settles its pending operations from what the engine has. A lock
+# held by a live process or by another host stays (exit status 3, naming it); --take-lock ID takes
+# it over deliberately.
 #
 # State goes to ./.pulumi-state unless PULUMI_BACKEND_URL names another backend. The passphrase
 # encrypts the stack's secrets; keep it, or the state's secrets cannot be read again.
@@ -43,7 +49,43 @@ if [ -z "${PULUMI_BACKEND_URL:-}" ]; then
 fi
 export PULUMI_SKIP_UPDATE_CHECK=true
 
+# One deploy of a stack at a time on this machine: a second is refused at once, not after minutes
+# at Pulumi's lock. The pulumi child does not inherit the lock (9>&-): plugins a killed CLI leaves
+# running must not keep the stack locked.
+take_lock=
+case "$action" in
+  preview|up|refresh|destroy|backup|restore)
+    args=()
+    while [ $# -gt 0 ]; do
+      case "$1" in
+        --take-lock) [ $# -ge 2 ] || { echo "--take-lock needs the lock's ID (the message that refused the deploy names it)" >&2; exit 2; }
+          take_lock=$2; shift 2 ;;
+        --take-lock=*) take_lock=${1#--take-lock=}; shift ;;
+        *) args+=("$1"); shift ;;
+      esac
+    done
+    set -- ${args[@]+"${args[@]}"}
+    lockfile=$PWD/.deploy-$stack.lock
+    exec 9>>"$lockfile"
+    if ! flock --nonblock 9; then
+      echo "another deploy of the $stack stack runs on this machine (pid $(cat "$lockfile" 2>/dev/null || echo unknown)); wait for it to finish" >&2
+      exit 3
+    fi
+    echo $$ >"$lockfile"
+    ;;
+esac
+
 "$PULUMI" stack select --create "$stack" --non-interactive >/dev/null
+case "$action" in
+  preview|up|refresh|destroy)
+    # A deploy killed before it could clean up leaves a lock, plugins and pending operations:
+    # settle them from what this machine and the engine have (cmd/recover; README, Troubleshooting).
+    bin=$(mktemp -d)
+    trap 'rm -rf "$bin"' EXIT
+    go build -o "$bin/recover" ./cmd/recover
+    PULUMI=$PULUMI "$bin/recover" -stack "$stack" ${take_lock:+-take-lock "$take_lock"} 9>&- || exit $?
+    ;;
+esac
 if [ "$action" = destroy ] && [[ " $* " == *" --skip-preview "* ]] &&
   [ "$("$PULUMI" config get protect --stack "$stack" 2>/dev/null)" = true ]; then
   # Without its preview, a destroy deletes every unprotected resource before it fails at the
@@ -52,6 +94,7 @@ if [ "$action" = destroy ] && [[ " $* " == *" --skip-preview "* ]] &&
   exit 2
 fi
 case "$action" in
-  backup|restore) PULUMI=$PULUMI exec bash scripts/backups.sh "$stack" "$action" "$@" ;;
+  backup|restore) PULUMI=$PULUMI bash scripts/backups.sh "$stack" "$action" "$@" 9>&- ;;
+  preview|up|refresh|destroy) "$PULUMI" "$action" --stack "$stack" "$@" 9>&- ;;
   *) exec "$PULUMI" "$action" --stack "$stack" "$@" ;;
 esac

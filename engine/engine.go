@@ -1,10 +1,12 @@
-// Package engine asks a Docker engine what the program must know before it declares anything:
-// its API version, and the nodes of its swarm.
+// Package engine asks a Docker engine what the program must know before it declares anything
+// (its API version, and the nodes of its swarm) and what a recovery must know after a killed
+// deploy (the objects it left).
 package engine
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -112,19 +114,18 @@ func ask(host, path string, q query, out any) error {
 		}
 		return json.Unmarshal(b, out)
 	}
-	client := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", u.Path)
-	}}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker"+path, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := client.Do(req)
+	resp, err := socketClient(u.Path).Do(req)
 	if err != nil {
 		return fmt.Errorf("%s: %w", host, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return fmt.Errorf("%s %s: %s: %w", host, path, resp.Status, errNotFound)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s %s: %s", host, path, resp.Status)
 	}
@@ -132,4 +133,99 @@ func ask(host, path string, q query, out any) error {
 		return fmt.Errorf("%s %s: %w", host, path, err)
 	}
 	return nil
+}
+
+// Object is what the engine holds under a name: its ID, its labels, and for a container whether it
+// runs.
+type Object struct {
+	ID      string
+	Labels  map[string]string
+	Running bool
+}
+
+// Kinds of objects Find looks up, by the API path that inspects them.
+const (
+	ContainerKind = "containers"
+	ServiceKind   = "services"
+	NetworkKind   = "networks"
+)
+
+// Find inspects the object of a kind named name: found is false when the engine has none.
+func (Docker) Find(host, kind, name string) (obj Object, found bool, err error) {
+	var answer struct {
+		ID, Id string
+		Labels map[string]string
+		Config struct{ Labels map[string]string }
+		Spec   struct{ Labels map[string]string }
+		State  struct{ Running bool }
+	}
+	cliKind := map[string]string{ContainerKind: "container", ServiceKind: "service", NetworkKind: "network"}[kind]
+	if cliKind == "" {
+		return Object{}, false, fmt.Errorf("engine.Find: unknown kind %q", kind)
+	}
+	path := "/" + kind + "/" + url.PathEscape(name)
+	if kind == ContainerKind {
+		path += "/json"
+	}
+	err = ask(host, path, func(run func(args ...string) ([]byte, error)) ([]byte, error) {
+		b, err := run(cliKind, "inspect", "--format", "{{json .}}", name)
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && strings.Contains(strings.ToLower(string(exit.Stderr)), "no such") {
+			return nil, errNotFound
+		}
+		return b, err
+	}, &answer)
+	if errors.Is(err, errNotFound) {
+		return Object{}, false, nil
+	}
+	if err != nil {
+		return Object{}, false, err
+	}
+	obj = Object{ID: answer.Id + answer.ID, Labels: answer.Labels, Running: answer.State.Running}
+	for _, labels := range []map[string]string{answer.Config.Labels, answer.Spec.Labels} {
+		if labels != nil {
+			obj.Labels = labels
+		}
+	}
+	return obj, true, nil
+}
+
+// RemoveContainer removes a container, running or not, as `docker rm -f` does.
+func (Docker) RemoveContainer(host, name string) error {
+	u, err := url.Parse(host)
+	if err != nil {
+		return fmt.Errorf("%q: %w", host, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if u.Scheme != "unix" {
+		if out, err := exec.CommandContext(ctx, "docker", "--host", host, "rm", "-f", name).CombinedOutput(); err != nil {
+			return fmt.Errorf("docker --host %s rm -f %s: %w: %s", host, name, err, out)
+		}
+		return nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, "http://docker/containers/"+url.PathEscape(name)+"?force=true", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := socketClient(u.Path).Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", host, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotFound {
+		return fmt.Errorf("%s: removing container %s: %s", host, name, resp.Status)
+	}
+	return nil
+}
+
+// errNotFound is the engine's 404: no object of that name.
+var errNotFound = errors.New("not found")
+
+// socketClient speaks HTTP over the engine's unix socket.
+func socketClient(path string) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}}}
 }

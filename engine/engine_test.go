@@ -83,3 +83,32 @@ func TestAnEngineThatIsNoSwarmManagerIsRefused(t *testing.T) {
 		assert.ErrorContains(t, err, "is not a swarm manager")
 	}
 }
+
+func TestFindReadsAnObjectsIDLabelsAndState(t *testing.T) {
+	host := daemon(t, map[string]any{
+		"/containers/maricusco-app/json": map[string]any{"Id": "c1", "State": map[string]any{"Running": true},
+			"Config": map[string]any{"Labels": map[string]string{"maricusco.stack": "dev"}}},
+		"/services/maricusco-redis": map[string]any{"ID": "s1", "Spec": map[string]any{"Labels": map[string]string{"maricusco.stack": "prod"}}},
+	})
+	for _, tc := range []struct {
+		kind, name string
+		want       Object
+		found      bool
+	}{
+		{ContainerKind, "maricusco-app", Object{ID: "c1", Running: true, Labels: map[string]string{"maricusco.stack": "dev"}}, true},
+		{ServiceKind, "maricusco-redis", Object{ID: "s1", Labels: map[string]string{"maricusco.stack": "prod"}}, true},
+		{ContainerKind, "maricusco-grafana", Object{}, false},
+	} {
+		t.Run(tc.kind+"/"+tc.name, func(t *testing.T) {
+			got, found, err := Docker{}.Find(host, tc.kind, tc.name)
+			require.NoError(t, err)
+			assert.Equal(t, tc.found, found)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestFindOnAnEngineThatDoesNotAnswerIsAnError(t *testing.T) {
+	_, _, err := Docker{}.Find("unix:///nonexistent/docker.sock", ContainerKind, "maricusco-app")
+	assert.Error(t, err)
+}

@@ -1,0 +1,186 @@
+// Command recover readies a stack for a deploy after an earlier one was killed, as deploy.sh runs
+// it before every preview, up, refresh and destroy: stale locks of the file backend are removed,
+// provider plugins the killed CLI left running are stopped, and pending operations are settled
+// from what the Docker engine has (package recovery). It prints what it did, and nothing when
+// there was nothing to do.
+//
+//	recover -stack dev [-take-lock ID]
+//
+// It reads PULUMI_BACKEND_URL, and PULUMI for the CLI. Exit status 3: a lock is held by a live
+// deploy or another host; 1: anything else that stops the deploy.
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+
+	"github.com/maricusco/infra/engine"
+	"github.com/maricusco/infra/recovery"
+)
+
+// errHeld is a lock the deploy must not take: exit status 3, as deploy.sh's own lock.
+var errHeld = errors.New("held")
+
+func main() {
+	stack := flag.String("stack", "", "the stack to recover")
+	takeOver := flag.String("take-lock", "", "remove the lock with this ID even though its holder may be alive")
+	flag.Parse()
+	err := run(*stack, *takeOver)
+	switch {
+	case errors.Is(err, errHeld):
+		os.Exit(3)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "recover:", err)
+		os.Exit(1)
+	}
+}
+
+func run(stack, takeOver string) error {
+	if stack == "" {
+		return errors.New("-stack is required")
+	}
+	backend := os.Getenv("PULUMI_BACKEND_URL")
+	project, err := workspace.LoadProject("Pulumi.yaml")
+	if err != nil {
+		return fmt.Errorf("reading Pulumi.yaml: %w", err)
+	}
+	procs, err := recovery.LocalProcesses()
+	if err != nil {
+		return err
+	}
+	if u, err := url.Parse(backend); err == nil && u.Scheme == "file" {
+		if err := unlock(procs, u.Path, string(project.Name), stack, takeOver); err != nil {
+			return err
+		}
+	} else if takeOver != "" {
+		return errors.New("--take-lock applies to the local file backend; with another backend use `pulumi cancel`")
+	}
+	orphans, err := procs.OrphanPlugins(backend)
+	if err != nil {
+		return err
+	}
+	if len(orphans) > 0 {
+		if err := procs.Stop(orphans, 10*time.Second); err != nil {
+			return err
+		}
+		say("stopped %d provider plugin(s) a killed deploy left running (pids %v)", len(orphans), orphans)
+	}
+	return settle(stack)
+}
+
+func unlock(procs recovery.Processes, stateDir, project, stack, takeOver string) error {
+	locks, err := recovery.ReadLocks(stateDir, project, stack)
+	if err != nil {
+		return err
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return fmt.Errorf("this host's name: %w", err)
+	}
+	held, taken := false, false
+	for _, l := range locks {
+		v := recovery.Judge(l, host, procs.PulumiRunning, takeOver)
+		if !v.Remove {
+			fmt.Fprintf(os.Stderr, "the %s stack is locked: %s\n", stack, v.Why)
+			held = true
+			continue
+		}
+		// The file backend keeps each lock's attributes beside it, in <lock>.attrs.
+		for _, path := range []string{l.Path, l.Path + ".attrs"} {
+			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("removing lock %s: %w", path, err)
+			}
+		}
+		taken = taken || l.ID == takeOver
+		say("%s", v.Why)
+	}
+	if takeOver != "" && !taken {
+		return fmt.Errorf("--take-lock %s: the %s stack has no lock with that ID (its locks are in %s)", takeOver, stack, recovery.LockDir(stateDir, project, stack))
+	}
+	if held {
+		return errHeld
+	}
+	return nil
+}
+
+// settle resolves the stack's pending operations, if it has any, through export and import.
+func settle(stack string) error {
+	data, err := pulumi("stack", "export", "--stack", stack)
+	if err != nil {
+		return err
+	}
+	export, err := recovery.ReadExport(data)
+	if err != nil || len(export.Deployment.PendingOperations) == 0 {
+		return err
+	}
+	say("the last deploy of %s was interrupted with %d operation(s) pending; settling them from what the engine has", stack, len(export.Deployment.PendingOperations))
+	host := export.DockerHost()
+	if host == "" {
+		host = os.Getenv("DOCKER_HOST")
+	}
+	if host == "" {
+		host = "unix:///var/run/docker.sock"
+	}
+	resolved, did, err := recovery.Resolve(export, dockerAt(host))
+	for _, line := range did {
+		say("%s", line)
+	}
+	if err != nil {
+		return err
+	}
+	out, err := resolved.Marshal()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "recover")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "state.json")
+	if err := os.WriteFile(file, out, 0o600); err != nil {
+		return err
+	}
+	_, err = pulumi("stack", "import", "--stack", stack, "--file", file)
+	return err
+}
+
+// dockerAt is the engine at one host.
+type dockerAt string
+
+func (h dockerAt) Find(kind, name string) (engine.Object, bool, error) {
+	return engine.Docker{}.Find(string(h), kind, name)
+}
+
+func (h dockerAt) RemoveContainer(name string) error {
+	return engine.Docker{}.RemoveContainer(string(h), name)
+}
+
+func pulumi(args ...string) ([]byte, error) {
+	cli := os.Getenv("PULUMI")
+	if cli == "" {
+		cli = "pulumi"
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(cli, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("pulumi %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}
+
+func say(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "recover: "+format+"\n", args...)
+}
