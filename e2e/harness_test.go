@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/maricusco/infra/stacks"
 )
@@ -494,4 +496,26 @@ func tail(s string, lines int) string {
 		all = all[len(all)-lines:]
 	}
 	return strings.Join(all, "\n")
+}
+
+// shiftPorts moves every port the stack file publishes by offset, so that a stack on the second
+// engine can run beside one on the first: both publish on this host.
+func (p *project) shiftPorts(t *testing.T, stack string, offset int) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(p.dir, "Pulumi."+stack+".yaml"))
+	require.NoError(t, err)
+	var file struct {
+		Config struct {
+			Ports map[string]string `yaml:"maricusco:ports"`
+		} `yaml:"config"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &file))
+	require.NotEmpty(t, file.Config.Ports, "Pulumi.%s.yaml publishes ports", stack)
+	for service, binding := range file.Config.Ports {
+		ip, port, ok := strings.Cut(binding, ":")
+		require.True(t, ok, "ports.%s is ip:port", service)
+		n, err := strconv.Atoi(port)
+		require.NoError(t, err)
+		p.config(t, stack, "set", "--path", "ports."+service, fmt.Sprintf("%s:%d", ip, n+offset))
+	}
 }

@@ -96,7 +96,7 @@ func TestDevLifecycle(t *testing.T) {
 		assert.Empty(t, p.changes(t, stack))
 	})
 
-	t.Run("a container removed by hand shows in preview --refresh and comes back with up --refresh", func(t *testing.T) {
+	t.Run("a container removed by hand shows in the drift check and the preview, and comes back with a plain up", func(t *testing.T) {
 		// The drift check CI runs nightly (.github/workflows/drift.yml) passes on a stack at rest...
 		drift := []string{stack, "preview", "--refresh", "--expect-no-changes", "--diff"}
 		p.must(t, drift...)
@@ -105,10 +105,11 @@ func TestDevLifecycle(t *testing.T) {
 		out, err := p.run(drift...)
 		require.Error(t, err, "the drift check must fail on drift:\n%s", tail(out, 30))
 		assert.Contains(t, out, "grafana-container")
-		changes := p.changes(t, stack, "--refresh")
+		// Pulumi.yaml's refresh: always makes every preview and up read the engine first.
+		changes := p.changes(t, stack)
 		require.Len(t, changes, 1, "%v", changes)
 		assert.Contains(t, changes[0], "grafana-container")
-		p.up(t, stack, "--refresh")
+		p.up(t, stack)
 		p.waitHealthy(t, []string{"maricusco-grafana"}, 10*time.Second)
 		assert.Empty(t, p.changes(t, stack))
 	})

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"fmt"
+	"net/url"
 	"testing"
 	"time"
 
@@ -47,6 +49,51 @@ func TestProdLifecycle(t *testing.T) {
 		assert.Zero(t, r.failed, "first failure: %v", r.firstErr)
 		assert.Positive(t, r.sent)
 		p.waitHealthy(t, prodContainers, 10*time.Second)
+	})
+
+	t.Run("a roll killed between an instance's deletion and its replacement recovers with the next up", func(t *testing.T) {
+		rolled := e.mustDocker(t, "image", "inspect", "--format", "{{.Id}}", rolledAppImage)
+		l := p.requestLoop(t)
+		p.config(t, stack, "rm", "appImage") // back to the shipped image
+		s := p.start(t, stack, "up", "--yes", "--skip-preview")
+		s.killWhen(t, "an instance is deleted", func() bool {
+			_, err1 := e.docker("inspect", "maricusco-app-1")
+			_, err2 := e.docker("inspect", "maricusco-app-2")
+			return err1 != nil || err2 != nil
+		})
+		took, out := p.recovered(t, stack, prodContainers)
+		sent, failed := l.finish()
+		assert.Contains(t, out, "recover:", "the next up names what it recovered")
+		for _, c := range []string{"maricusco-app-1", "maricusco-app-2"} {
+			assert.NotEqual(t, rolled, e.mustDocker(t, "inspect", "--format", "{{.Image}}", c), "%s runs the shipped image", c)
+		}
+		figure(t, e.name, "prod recovery after a roll killed between an instance's deletion and its replacement (s)", took.Seconds())
+		figure(t, e.name, "prod roll killed and recovered: failed requests", fmt.Sprintf("%d of %d (first: %v)", failed, sent, l.first()))
+	})
+
+	t.Run("a postgresPassword rotation killed halfway completes with the next up, the rows kept", func(t *testing.T) {
+		p.psql(t, "maricusco-postgres", "CREATE TABLE e2e_rotation AS SELECT g AS id FROM generate_series(1, 1000) g")
+		oldURL, err := url.Parse(p.outputs(t, stack)["postgresConnectionString"].(string))
+		require.NoError(t, err)
+		oldPassword, _ := oldURL.User.Password()
+		before := e.mustDocker(t, "inspect", "--format", "{{.Id}}", "maricusco-postgres")
+		const rotated = "rotated-across-a-killed-deploy-1"
+		p.config(t, stack, "set", "--secret", "postgresPassword", rotated)
+		s := p.start(t, stack, "up", "--yes", "--skip-preview")
+		s.killWhen(t, "the database's container is replaced", func() bool {
+			id, _ := e.docker("inspect", "--format", "{{.Id}}", "maricusco-postgres")
+			return id != before
+		})
+		took, _ := p.recovered(t, stack, prodContainers)
+		login := func(password string) error {
+			_, err := e.docker("exec", "-e", "PGPASSWORD="+password, "-e", "PGCONNECT_TIMEOUT=5", "maricusco-postgres",
+				"psql", "-h", "127.0.0.1", "-U", "maricusco", "-d", "maricusco", "-tAc", "SELECT 1")
+			return err
+		}
+		assert.NoError(t, login(rotated), "the new password logs in over TCP")
+		assert.Error(t, login(oldPassword), "the old password is refused")
+		assert.Equal(t, "1000", p.psql(t, "maricusco-postgres", "SELECT count(*) FROM e2e_rotation"))
+		figure(t, e.name, "prod recovery after a postgresPassword rotation killed halfway (s)", took.Seconds())
 	})
 
 	t.Run("protect refuses the destroy until it is lifted", func(t *testing.T) {
