@@ -37,6 +37,19 @@ if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FI
   echo "set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE): it encrypts this stack's secrets" >&2
   exit 2
 fi
+if [ "${CI:-}" = true ]; then
+  # On a CI runner an empty secret must not turn into state kept on the runner or a deploy to the
+  # runner's own Docker: a green job that deployed nothing.
+  missing=()
+  [ -n "${PULUMI_BACKEND_URL:-}" ] || missing+=("PULUMI_BACKEND_URL is empty: a CI job keeps no state on its runner; give the job the backend's URL (docs/ci.md)")
+  if [ -z "${DOCKER_HOST:-}" ] && ! grep -q '^ *maricusco:dockerHost: *[^ ]' "Pulumi.$stack.yaml"; then
+    missing+=("DOCKER_HOST is empty and Pulumi.$stack.yaml sets no dockerHost: the job would deploy to the runner's own Docker; give the job the stack's Docker host (docs/ci.md)")
+  fi
+  if [ ${#missing[@]} -gt 0 ]; then
+    printf 'CI=true: %s\n' "${missing[@]}" >&2
+    exit 2
+  fi
+fi
 PULUMI=${PULUMI:-$(command -v pulumi || true)}
 [ -n "$PULUMI" ] || PULUMI=$PWD/bin/pulumi
 if [ ! -x "$PULUMI" ]; then
