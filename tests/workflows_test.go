@@ -48,8 +48,9 @@ type job struct {
 		CancelInProgress bool   `yaml:"cancel-in-progress"`
 	} `yaml:"concurrency"`
 	Steps []struct {
-		Uses string `yaml:"uses"`
-		Run  string `yaml:"run"`
+		Uses string         `yaml:"uses"`
+		Run  string         `yaml:"run"`
+		With map[string]any `yaml:"with"`
 	} `yaml:"steps"`
 }
 
@@ -132,6 +133,17 @@ func TestEveryWorkflowKeepsTheCIRules(t *testing.T) {
 						assert.Contains(t, []string{"pull-requests", "issues", "security-events"}, scope, "%s: only commenting, drift issues and code scanning may write", jobName)
 					}
 				}
+				for _, step := range j.Steps {
+					action, _, _ := strings.Cut(step.Uses, "@")
+					switch {
+					case action == "actions/checkout":
+						assert.Equal(t, false, step.With["persist-credentials"], "%s: checkout leaves no token in .git/config for later steps", jobName)
+					case action == "aquasecurity/trivy-action" && step.With["format"] == "sarif":
+						// With sarif, trivy-action drops the severity filter unless told to keep it
+						// (aquasecurity/trivy-action issues 309 and 281): any finding would fail the scan.
+						assert.Equal(t, true, step.With["limit-severities-for-sarif"], "%s: the scan's severity filter holds with sarif", jobName)
+					}
+				}
 				for _, stack := range j.deploys() {
 					require.NotNil(t, j.Concurrency, "%s deploys %s: one deploy per stack at a time", jobName, stack)
 					assert.Contains(t, j.Concurrency.Group, stack, "%s: the concurrency group is per stack", jobName)
@@ -211,4 +223,26 @@ func TestTheImageScanCoversEveryImageAStackPulls(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestDependabotUpdatesTheModulesAndTheActions(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot, ".github", "dependabot.yml"))
+	require.NoError(t, err)
+	var config struct {
+		Version int `yaml:"version"`
+		Updates []struct {
+			Ecosystem string `yaml:"package-ecosystem"`
+			Schedule  struct {
+				Interval string `yaml:"interval"`
+			} `yaml:"schedule"`
+		} `yaml:"updates"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &config))
+	assert.Equal(t, 2, config.Version)
+	var ecosystems []string
+	for _, u := range config.Updates {
+		ecosystems = append(ecosystems, u.Ecosystem)
+		assert.NotEmpty(t, u.Schedule.Interval, "%s has a schedule", u.Ecosystem)
+	}
+	assert.ElementsMatch(t, []string{"gomod", "github-actions"}, ecosystems)
 }
