@@ -93,10 +93,9 @@ case "$action" in
   preview|up|refresh|destroy)
     # A deploy killed before it could clean up leaves a lock, plugins and pending operations:
     # settle them from what this machine and the engine have (cmd/recover; README, Troubleshooting).
-    bin=$(mktemp -d)
-    trap 'rm -rf "$bin"' EXIT
-    go build -o "$bin/recover" ./cmd/recover
-    PULUMI=$PULUMI "$bin/recover" -stack "$stack" ${take_lock:+-take-lock "$take_lock"} 9>&- || exit $?
+    # go install relinks only when the source changed: a second deploy does not pay for the build.
+    GOBIN=$PWD/bin go install ./cmd/recover
+    PULUMI=$PULUMI bin/recover -stack "$stack" ${take_lock:+-take-lock "$take_lock"} 9>&- || exit $?
     ;;
 esac
 if [ "$action" = destroy ] && [[ " $* " == *" --skip-preview "* ]] &&

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,21 +14,38 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// modernEngine is the second engine, Docker 26, started for the test when it is not running and
-// stopped after it. Asked for, the suite fails when it cannot start.
+// modernEngine is the second engine, Docker 26, started once for the suite when it is not running
+// and stopped after the suite. Asked for, the suite fails when it cannot start.
 func modernEngine(t *testing.T) engine {
 	t.Helper()
-	script := filepath.Join(sharedDir, "docker-modern", "docker-modern.sh")
-	if exec.Command("bash", script, "host").Run() != nil {
-		// Started here, stopped here (after the stacks' cleanups, which Cleanup runs first).
-		t.Cleanup(func() { _ = exec.Command("bash", script, "stop").Run() })
+	exclusive(t, "modern")
+	modern.once.Do(func() {
+		script := filepath.Join(sharedDir, "docker-modern", "docker-modern.sh")
+		modern.startedHere = exec.Command("bash", script, "host").Run() != nil
+		out, err := exec.Command("bash", script, "start").CombinedOutput()
+		if err != nil {
+			modern.err = fmt.Errorf("the second engine (Docker 26) did not start: %v: %s", err, tail(string(out), 5))
+			return
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		modern.engine, modern.err = describe(lines[len(lines)-1])
+	})
+	require.NoError(t, modern.err)
+	return modern.engine
+}
+
+var modern struct {
+	once        sync.Once
+	engine      engine
+	err         error
+	startedHere bool
+}
+
+// stopModernEngine stops the second engine if the suite started it.
+func stopModernEngine() {
+	if modern.startedHere {
+		_ = exec.Command("bash", filepath.Join(sharedDir, "docker-modern", "docker-modern.sh"), "stop").Run()
 	}
-	out, err := exec.Command("bash", script, "start").CombinedOutput()
-	require.NoError(t, err, "the second engine (Docker 26) did not start: %s", tail(string(out), 5))
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	e, err := describe(lines[len(lines)-1])
-	require.NoError(t, err)
-	return e
 }
 
 // unchangedSince is the commit whose deployments this tree must leave as they are: the last one
@@ -49,7 +67,7 @@ func (p *project) atCommit(t *testing.T, commit string) *project {
 	return &project{dir: dir, engine: p.engine, backend: p.backend}
 }
 
-// TestDocker26 runs both stacks on the current engine, where healthchecks get their start
+// TestDocker26 runs both stacks on the current engine (on ports of their own), where healthchecks get their start
 // interval: each deployed first by the code of unchangedSince, then previewed with this tree,
 // which must change nothing, then taken over by it.
 func TestDocker26(t *testing.T) {
@@ -61,6 +79,7 @@ func TestDocker26(t *testing.T) {
 			p := forStack(t, e, stack)
 			p.backend = "file://" + t.TempDir()
 			old := p.atCommit(t, base)
+			old.shiftPorts(t, stack, 10000) // beside the lane of the machine's engine
 			took := old.up(t, stack)
 			figure(t, e.name, fmt.Sprintf("%s `up` from nothing to all healthy, by %.7s (s)", stack, base), took.Seconds())
 			// The stack file holds the stack's encryption salt and its config, as the old code left it.

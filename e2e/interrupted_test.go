@@ -85,9 +85,10 @@ func (p *project) recovered(t *testing.T, stack string, names []string) (time.Du
 	return took, out
 }
 
-// TestInterruptedDeploys kills deploys as a dying CI runner does and proves the next plain up
-// recovers by itself, on Docker 26 (whose healthchecks' start interval keeps the waits short).
-func TestInterruptedDeploys(t *testing.T) {
+// TestTheDeployPathOnDocker26 kills deploys as a dying CI runner does and proves the next plain up
+// recovers by itself, and runs prod's path through CI (a saved plan, applied after approval), on
+// Docker 26, whose healthchecks' start interval keeps the waits short.
+func TestTheDeployPathOnDocker26(t *testing.T) {
 	requireRealEngine(t)
 	const stack = "dev"
 	e := modernEngine(t)
@@ -165,6 +166,27 @@ func TestInterruptedDeploys(t *testing.T) {
 		out = p.must(t, stack, "preview", "--take-lock", "e2e-foreign")
 		assert.Contains(t, out, "taken over")
 		assert.NoFileExists(t, file)
+	})
+
+	t.Run("a saved plan is applied as previewed, and refused once the stack moved", func(t *testing.T) {
+		// The command lines of deploy.yml's prod-preview and prod jobs.
+		plan := filepath.Join(t.TempDir(), "plan.json")
+		p.config(t, stack, "set", "prometheusScrapeInterval", "20s")
+		p.must(t, stack, "preview", "--diff", "--non-interactive", "--save-plan", plan)
+		p.must(t, stack, "up", "--yes", "--diff", "--non-interactive", "--plan", plan)
+		assert.Empty(t, p.changes(t, stack), "the plan brought the stack to its config")
+
+		stale := filepath.Join(t.TempDir(), "stale.json")
+		p.config(t, stack, "set", "prometheusScrapeInterval", "25s")
+		p.must(t, stack, "preview", "--diff", "--non-interactive", "--save-plan", stale)
+		p.config(t, stack, "rm", "prometheusScrapeInterval")
+		before := e.mustDocker(t, "inspect", "--format", "{{.Id}}", container("prometheus"))
+		out, err := p.run(stack, "up", "--yes", "--diff", "--non-interactive", "--plan", stale)
+		require.Error(t, err, "a plan the stack moved away from must not apply:\n%s", tail(out, 20))
+		assert.Contains(t, out, "violates plan")
+		assert.Equal(t, before, e.mustDocker(t, "inspect", "--format", "{{.Id}}", container("prometheus")), "nothing was applied")
+		p.up(t, stack)
+		assert.Empty(t, p.changes(t, stack))
 	})
 
 	t.Run("a container lost out of band comes back with a plain up", func(t *testing.T) {

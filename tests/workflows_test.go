@@ -35,6 +35,7 @@ func workflowFiles(t *testing.T) map[string]string {
 type workflow struct {
 	On          yaml.Node         `yaml:"on"`
 	Permissions map[string]string `yaml:"permissions"`
+	Env         map[string]string `yaml:"env"`
 	Jobs        map[string]job    `yaml:"jobs"`
 }
 
@@ -43,14 +44,17 @@ type job struct {
 	Permissions map[string]string `yaml:"permissions"`
 	Timeout     int               `yaml:"timeout-minutes"`
 	Environment any               `yaml:"environment"`
+	Needs       any               `yaml:"needs"`
+	Env         map[string]string `yaml:"env"`
 	Concurrency *struct {
 		Group            string `yaml:"group"`
 		CancelInProgress bool   `yaml:"cancel-in-progress"`
 	} `yaml:"concurrency"`
 	Steps []struct {
-		Uses string         `yaml:"uses"`
-		Run  string         `yaml:"run"`
-		With map[string]any `yaml:"with"`
+		Uses string            `yaml:"uses"`
+		Run  string            `yaml:"run"`
+		With map[string]any    `yaml:"with"`
+		Env  map[string]string `yaml:"env"`
 	} `yaml:"steps"`
 }
 
@@ -184,6 +188,15 @@ func TestTheWorkflowsDeployWhatTheIssueAsks(t *testing.T) {
 	}
 	assert.Positive(t, exported, "prod's state is exported")
 	assert.Less(t, exported, updated, "before the update")
+	assert.Contains(t, prod.Steps[updated].Run, "--plan", "the approved job applies the plan its reviewers read")
+	preview := deploy.Jobs["prod-preview"]
+	assert.Equal(t, "production-plan", preview.Environment, "prod is previewed with prod's secrets, outside the approval")
+	assert.Contains(t, prod.Needs, "prod-preview")
+	saved := false
+	for _, s := range preview.Steps {
+		saved = saved || (strings.Contains(s.Run, "deploy.sh prod preview") && strings.Contains(s.Run, "--save-plan"))
+	}
+	assert.True(t, saved, "prod's preview saves the plan the approved job applies")
 
 	drift := readWorkflow(t, files["drift.yml"])
 	assert.Contains(t, drift.triggers(), "schedule", "drift is checked nightly")
@@ -192,16 +205,51 @@ func TestTheWorkflowsDeployWhatTheIssueAsks(t *testing.T) {
 	assert.Equal(t, "write", drift.Jobs["drift"].Permissions["issues"], "drift opens and closes issues")
 	var check string
 	for _, s := range drift.Jobs["drift"].Steps {
-		if strings.Contains(s.Run, "deploy.sh") {
+		if strings.Contains(s.Run, "scripts/drift.sh \"") {
 			check = s.Run
 		}
 	}
-	assert.Contains(t, check, "preview --refresh --expect-no-changes", "the drift command the e2e suite runs")
+	assert.Contains(t, check, `scripts/drift.sh "$STACK"`, "the drift command the e2e suite runs, which tells drift from failure")
 
 	pr := readWorkflow(t, files["pull-request.yml"])
 	assert.Equal(t, []string{"pull_request"}, pr.triggers())
 	assert.Contains(t, pr.Jobs["preview"].If, "head.repo.full_name == github.repository", "a fork's pull request gets no preview, so no secret")
 	assert.Equal(t, "write", pr.Jobs["preview"].Permissions["pull-requests"], "the preview comments its diff")
+	assert.Equal(t, "dev", pr.Jobs["preview"].Environment, "a branch's code runs with dev's secrets only")
+	for _, s := range pr.Jobs["preview"].Steps {
+		assert.NotContains(t, s.Run, "deploy.sh prod", "a pull request never runs with prod's secrets")
+		if strings.Contains(s.Run, "gh pr comment") {
+			assert.Contains(t, s.Run, "--edit-last --create-if-none", "one comment, edited on every push")
+		}
+	}
+}
+
+func TestSecretsReachOnlyTheStepsOfJobsInAnEnvironment(t *testing.T) {
+	for name, path := range workflowFiles(t) {
+		t.Run(name, func(t *testing.T) {
+			w := readWorkflow(t, path)
+			for key, value := range w.Env {
+				assert.NotContains(t, value, "secrets.", "%s: a workflow-wide secret reaches every step of every job", key)
+			}
+			for jobName, j := range w.Jobs {
+				for key, value := range j.Env {
+					assert.NotContains(t, value, "secrets.", "%s: %s job-wide reaches every step, third-party actions included", jobName, key)
+				}
+				usesSecrets := false
+				for _, step := range j.Steps {
+					for _, v := range step.Env {
+						usesSecrets = usesSecrets || strings.Contains(v, "secrets.")
+					}
+					for _, v := range step.With {
+						usesSecrets = usesSecrets || strings.Contains(fmt.Sprint(v), "secrets.")
+					}
+				}
+				if usesSecrets {
+					assert.NotNil(t, j.Environment, "%s reads secrets, which live in a GitHub environment", jobName)
+				}
+			}
+		})
+	}
 }
 
 func TestTheImageScanCoversEveryImageAStackPulls(t *testing.T) {

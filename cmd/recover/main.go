@@ -22,7 +22,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+	"gopkg.in/yaml.v3"
 
 	"github.com/maricusco/infra/engine"
 	"github.com/maricusco/infra/recovery"
@@ -50,16 +50,16 @@ func run(stack, takeOver string) error {
 		return errors.New("-stack is required")
 	}
 	backend := os.Getenv("PULUMI_BACKEND_URL")
-	project, err := workspace.LoadProject("Pulumi.yaml")
+	project, err := projectName("Pulumi.yaml")
 	if err != nil {
-		return fmt.Errorf("reading Pulumi.yaml: %w", err)
+		return err
 	}
 	procs, err := recovery.LocalProcesses()
 	if err != nil {
 		return err
 	}
 	if u, err := url.Parse(backend); err == nil && u.Scheme == "file" {
-		if err := unlock(procs, u.Path, string(project.Name), stack, takeOver); err != nil {
+		if err := unlock(procs, u.Path, project, stack, takeOver); err != nil {
 			return err
 		}
 	} else if takeOver != "" {
@@ -183,4 +183,17 @@ func pulumi(args ...string) ([]byte, error) {
 
 func say(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "recover: "+format+"\n", args...)
+}
+
+// projectName is the project's name in Pulumi.yaml, which names the directory of its locks.
+func projectName(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading the project: %w", err)
+	}
+	var project struct{ Name string }
+	if err := yaml.Unmarshal(raw, &project); err != nil || project.Name == "" {
+		return "", fmt.Errorf("%s names no project: %v", path, err)
+	}
+	return project.Name, nil
 }
