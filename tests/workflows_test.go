@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -113,29 +114,23 @@ func TestActionlintAcceptsEveryWorkflow(t *testing.T) {
 }
 
 func TestEveryWorkflowKeepsTheCIRules(t *testing.T) {
-	pinned := regexp.MustCompile(`^[^@\s]+@[0-9a-f]{40}$`)
 	for name, path := range workflowFiles(t) {
 		t.Run(name, func(t *testing.T) {
 			w := readWorkflow(t, path)
 			assert.Equal(t, map[string]string{"contents": "read"}, w.Permissions, "least privilege: contents: read at the top, more only per job")
 			assert.NotContains(t, w.triggers(), "pull_request_target", "a fork's code must never run with the repository's secrets")
-			raw, err := os.ReadFile(path)
-			require.NoError(t, err)
-			for _, line := range strings.Split(string(raw), "\n") {
-				uses, ok := strings.CutPrefix(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "- ")), "uses: ")
-				if !ok || strings.HasPrefix(uses, "./") {
-					continue
-				}
-				ref, comment, _ := strings.Cut(uses, " # ")
-				assert.Regexp(t, pinned, ref, "a third-party action is pinned to a full commit SHA")
-				assert.Regexp(t, `^v[0-9]+\.[0-9]+`, comment, "%s: the pinned version is named in a comment", ref)
-			}
 			for jobName, j := range w.Jobs {
 				assert.Positive(t, j.Timeout, "%s has a timeout", jobName)
 				for scope, level := range j.Permissions {
-					if level == "write" {
-						assert.Contains(t, []string{"pull-requests", "issues", "security-events"}, scope, "%s: only commenting, drift issues and code scanning may write", jobName)
+					if level != "write" {
+						continue
 					}
+					if scope == "id-token" {
+						// OIDC tokens name the environment, so a cloud trusts one environment's jobs only.
+						assert.NotNil(t, j.Environment, "%s: id-token: write only in a job that names its environment", jobName)
+						continue
+					}
+					assert.Contains(t, []string{"pull-requests", "issues", "security-events"}, scope, "%s: only commenting, drift issues and code scanning may write", jobName)
 				}
 				for _, step := range j.Steps {
 					action, _, _ := strings.Cut(step.Uses, "@")
@@ -293,4 +288,79 @@ func TestDependabotUpdatesTheModulesAndTheActions(t *testing.T) {
 		assert.NotEmpty(t, u.Schedule.Interval, "%s has a schedule", u.Ecosystem)
 	}
 	assert.ElementsMatch(t, []string{"gomod", "github-actions"}, ecosystems)
+}
+
+// actionFiles are the workflows and the local actions: every file whose steps name actions.
+func actionFiles(t *testing.T) []string {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(repoRoot, ".github", "actions", "*", "action.yml"))
+	require.NoError(t, err)
+	require.NotEmpty(t, paths)
+	for _, p := range workflowFiles(t) {
+		paths = append(paths, p)
+	}
+	return paths
+}
+
+func TestEveryThirdPartyActionIsPinnedToTheCommitOfItsTag(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "action-pins.txt"))
+	require.NoError(t, err)
+	verified := map[string]string{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if ref, tag, ok := strings.Cut(strings.TrimSpace(line), " "); ok && !strings.HasPrefix(line, "#") {
+			verified[ref] = tag
+		}
+	}
+	pinned := regexp.MustCompile(`^[^@\s]+@[0-9a-f]{40}$`)
+	for _, path := range actionFiles(t) {
+		t.Run(filepath.Base(filepath.Dir(path))+"/"+filepath.Base(path), func(t *testing.T) {
+			raw, err := os.ReadFile(path)
+			require.NoError(t, err)
+			for _, line := range strings.Split(string(raw), "\n") {
+				uses, ok := strings.CutPrefix(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "- ")), "uses: ")
+				if !ok || strings.HasPrefix(uses, "./") {
+					continue
+				}
+				ref, comment, _ := strings.Cut(uses, " # ")
+				assert.Regexp(t, pinned, ref, "a third-party action is pinned to a full commit SHA")
+				tag, known := verified[ref]
+				assert.True(t, known, "%s is not in testdata/action-pins.txt: check its SHA against its tag, then add it", ref)
+				assert.Equal(t, tag, comment, "%s: the comment names the tag whose commit it pins", ref)
+			}
+		})
+	}
+}
+
+func TestTheSetupActionsScriptsPassShellcheck(t *testing.T) {
+	shellcheck, err := exec.LookPath("shellcheck")
+	require.NoError(t, err, "shellcheck is needed to check the setup action's scripts: apt-get install shellcheck (.ci/run installs it)")
+	for _, path := range actionFiles(t) {
+		if filepath.Base(path) != "action.yml" {
+			continue // actionlint runs shellcheck on the workflows' scripts
+		}
+		raw, err := os.ReadFile(path)
+		require.NoError(t, err)
+		var action struct {
+			Runs struct {
+				Steps []struct {
+					Name string `yaml:"name"`
+					Run  string `yaml:"run"`
+				} `yaml:"steps"`
+			} `yaml:"runs"`
+		}
+		require.NoError(t, yaml.Unmarshal(raw, &action))
+		for _, step := range action.Runs.Steps {
+			if step.Run == "" {
+				continue
+			}
+			t.Run(step.Name, func(t *testing.T) {
+				// Expressions are GitHub's, not the shell's: stand them in as a variable.
+				script := regexp.MustCompile(`\$\{\{[^}]*\}\}`).ReplaceAllString(step.Run, "$GITHUB_EXPRESSION")
+				cmd := exec.Command(shellcheck, "--shell=bash", "-")
+				cmd.Stdin = strings.NewReader(script)
+				out, err := cmd.CombinedOutput()
+				assert.NoError(t, err, "%s", out)
+			})
+		}
+	}
 }
