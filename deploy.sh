@@ -67,7 +67,7 @@ export PULUMI_SKIP_UPDATE_CHECK=true
 # running must not keep the stack locked.
 take_lock=
 case "$action" in
-  preview|up|refresh|destroy|backup|restore)
+  preview|up|refresh|destroy)
     args=()
     while [ $# -gt 0 ]; do
       case "$1" in
@@ -78,6 +78,10 @@ case "$action" in
       esac
     done
     set -- ${args[@]+"${args[@]}"}
+    ;;
+esac
+case "$action" in
+  preview|up|refresh|destroy|backup|restore)
     lockfile=$PWD/.deploy-$stack.lock
     exec 9>>"$lockfile"
     if ! flock --nonblock 9; then
@@ -92,7 +96,7 @@ esac
 case "$action" in
   preview|up|refresh|destroy)
     # A deploy killed before it could clean up leaves a lock, plugins and pending operations:
-    # settle them from what this machine and the engine have (cmd/recover; README, Troubleshooting).
+    # settle them from what this machine and the engine have (cmd/recover; README, When a deploy was interrupted).
     # go install relinks only when the source changed: a second deploy does not pay for the build.
     GOBIN=$PWD/bin go install ./cmd/recover
     PULUMI=$PULUMI bin/recover -stack "$stack" ${take_lock:+-take-lock "$take_lock"} 9>&- || exit $?
