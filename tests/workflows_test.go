@@ -247,6 +247,17 @@ func TestSecretsReachOnlyTheStepsOfJobsInAnEnvironment(t *testing.T) {
 	}
 }
 
+func TestTheImageScanSplitsPublicImagesFromTheApps(t *testing.T) {
+	scan := readWorkflow(t, workflowFiles(t)["image-scan.yml"])
+	var listed string
+	for _, s := range scan.Jobs["images"].Steps {
+		listed += s.Run
+	}
+	assert.Contains(t, listed, "image-refs -except app", "the public matrix leaves out the app, which no public registry serves")
+	assert.Contains(t, listed, "image-refs -only app", "the app's images are scanned apart")
+	assert.Equal(t, "registry", scan.Jobs["scan-app"].Environment, "with the registry's credentials")
+}
+
 func TestTheImageScanCoversEveryImageAStackPulls(t *testing.T) {
 	for _, stack := range shippedStacks {
 		t.Run(stack, func(t *testing.T) {

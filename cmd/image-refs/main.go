@@ -2,12 +2,16 @@
 // from the program's image keys: the image scan in CI reads its list from here, not from a
 // second list of its own.
 //
-//	go run ./cmd/image-refs Pulumi.dev.yaml Pulumi.prod.yaml
+//	go run ./cmd/image-refs Pulumi.dev.yaml Pulumi.prod.yaml                 # every image
+//	go run ./cmd/image-refs -only app Pulumi.dev.yaml Pulumi.prod.yaml       # the app's, from its own registry
+//	go run ./cmd/image-refs -except app Pulumi.dev.yaml Pulumi.prod.yaml     # the public ones
 package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"slices"
@@ -16,13 +20,16 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	only := flag.String("only", "", "print only this service's images")
+	except := flag.String("except", "", "print every image but this service's")
+	flag.Parse()
+	if err := run(os.Stdout, *only, *except, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "image-refs:", err)
 		os.Exit(1)
 	}
 }
 
-func run(stackFiles []string) error {
+func run(out io.Writer, only, except string, stackFiles []string) error {
 	if len(stackFiles) == 0 {
 		return fmt.Errorf("name the stack files, e.g. Pulumi.dev.yaml Pulumi.prod.yaml")
 	}
@@ -36,9 +43,11 @@ func run(stackFiles []string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		for _, ref := range refs {
-			unique[ref] = true
+		for service, ref := range refs {
+			if (only == "" || service == only) && service != except {
+				unique[ref] = true
+			}
 		}
 	}
-	return json.NewEncoder(os.Stdout).Encode(slices.Sorted(maps.Keys(unique)))
+	return json.NewEncoder(out).Encode(slices.Sorted(maps.Keys(unique)))
 }
