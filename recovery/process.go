@@ -29,10 +29,15 @@ func LocalProcesses() (Processes, error) {
 }
 
 // PulumiRunning says whether pid is a running Pulumi CLI: a pid reused by another program since
-// the lock was written does not hold it.
+// the lock was written does not hold it, and neither does a killed CLI that init has not reaped
+// yet (a zombie keeps its name for a moment, longer on a busy machine).
 func (p Processes) PulumiRunning(pid int) bool {
 	proc, err := p.fs.Proc(pid)
 	if err != nil {
+		return false
+	}
+	stat, err := proc.Stat()
+	if err != nil || stat.State == "Z" || stat.State == "X" {
 		return false
 	}
 	comm, err := proc.Comm()

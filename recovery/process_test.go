@@ -64,3 +64,25 @@ func TestOnlyPluginsOfThisBackendWithoutALiveCLIAreOrphans(t *testing.T) {
 	assert.True(t, procs.PulumiRunning(underCLI.Process.Pid), "the CLI runs")
 	assert.False(t, procs.PulumiRunning(otherBackend.Process.Pid), "a plugin is not the CLI")
 }
+
+func TestAKilledCLINotYetReapedHoldsNoLock(t *testing.T) {
+	cli := program(t, t.TempDir(), "sleep", "pulumi")
+	cmd := exec.Command(cli, "60")
+	require.NoError(t, cmd.Start())
+	procs, err := LocalProcesses()
+	require.NoError(t, err)
+	require.True(t, procs.PulumiRunning(cmd.Process.Pid), "a running CLI holds its lock")
+
+	require.NoError(t, cmd.Process.Kill())
+	// Not waited for: the process stays a zombie, with its name, until reaped.
+	require.Eventually(t, func() bool {
+		proc, err := procs.fs.Proc(cmd.Process.Pid)
+		if err != nil {
+			return false
+		}
+		stat, err := proc.Stat()
+		return err == nil && stat.State == "Z"
+	}, 5*time.Second, 10*time.Millisecond)
+	assert.False(t, procs.PulumiRunning(cmd.Process.Pid), "a zombie runs nothing")
+	_ = cmd.Wait()
+}

@@ -89,7 +89,7 @@ func unlock(procs recovery.Processes, stateDir, project, stack, takeOver string)
 	}
 	held, taken := false, false
 	for _, l := range locks {
-		v := recovery.Judge(l, host, procs.PulumiRunning, takeOver)
+		v := recovery.Judge(l, host, stillRunning(procs), takeOver)
 		if !v.Remove {
 			fmt.Fprintf(os.Stderr, "the %s stack is locked: %s\n", stack, v.Why)
 			held = true
@@ -196,4 +196,19 @@ func projectName(path string) (string, error) {
 		return "", fmt.Errorf("%s names no project: %v", path, err)
 	}
 	return project.Name, nil
+}
+
+// stillRunning gives a CLI killed a moment ago (its SIGKILL still in flight on a busy machine) the
+// time to end before its lock is judged held.
+func stillRunning(procs recovery.Processes) func(pid int) bool {
+	return func(pid int) bool {
+		deadline := time.Now().Add(3 * time.Second)
+		for procs.PulumiRunning(pid) {
+			if time.Now().After(deadline) {
+				return true
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return false
+	}
 }
