@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mattn/go-shellwords"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -189,6 +190,21 @@ func TestTheDeployPathOnDocker26(t *testing.T) {
 		assert.Empty(t, p.changes(t, stack))
 	})
 
+	t.Run("every command line the workflows run works, in their order, on dev", func(t *testing.T) {
+		tmp := t.TempDir()
+		lines := workflowCommands(t)
+		require.GreaterOrEqual(t, len(lines), 6, "the workflows' deploy.sh and drift.sh lines: %q", lines)
+		for _, line := range lines {
+			// As a job runs it, on this suite's stack: prod's lines too, in dev's place.
+			line = strings.NewReplacer(`"$STACK"`, stack, `"$RUNNER_TEMP`, `"`+tmp, " prod ", " "+stack+" ").Replace(line)
+			args, err := shellwords.Parse(line)
+			require.NoError(t, err, line)
+			out, err := p.script(args[0], args[1:]...)
+			require.NoError(t, err, "%s:\n%s", line, tail(out, 30))
+		}
+		assert.Empty(t, p.changes(t, stack))
+	})
+
 	t.Run("a container lost out of band comes back with a plain up", func(t *testing.T) {
 		e.mustDocker(t, "rm", "-f", container("redis"))
 		took := p.up(t, stack)
@@ -196,4 +212,27 @@ func TestTheDeployPathOnDocker26(t *testing.T) {
 		assert.Empty(t, p.changes(t, stack))
 		figure(t, e.name, "dev plain `up` that recreates a lost container (s)", took.Seconds())
 	})
+}
+
+// workflowCommands are the project commands the workflows run (deploy.sh, scripts/drift.sh), in
+// the order of their files and lines, without the redirections around them.
+func workflowCommands(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(repoRoot, ".github", "workflows", "*.yml"))
+	require.NoError(t, err)
+	var lines []string
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for _, line := range strings.Split(string(raw), "\n") {
+			line = strings.TrimPrefix(strings.TrimSpace(line), "run: ")
+			if !strings.HasPrefix(line, "./deploy.sh ") && !strings.HasPrefix(line, "scripts/drift.sh ") {
+				continue
+			}
+			line, _, _ = strings.Cut(line, " 2>&1")
+			line, _, _ = strings.Cut(line, " |")
+			lines = append(lines, line)
+		}
+	}
+	return lines
 }
