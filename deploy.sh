@@ -109,8 +109,16 @@ if [ "$action" = destroy ] && [[ " $* " == *" --skip-preview "* ]] &&
   echo "the $stack stack is protected: destroy it with its preview (no --skip-preview), after lifting protect (docs/configuration.md, Volumes)" >&2
   exit 2
 fi
+# preview and up read the engine first, so that a plain up recreates a container lost or removed
+# out of band. Not on the swarm target yet: its services read back with a task spec that differs
+# from the declared one, and every service would be replaced (docs/cluster.md).
+refresh=()
+if [[ "$action" =~ ^(preview|up)$ ]] && ! grep -q '^ *maricusco:orchestrator: *swarm' "Pulumi.$stack.yaml"; then
+  refresh=(--refresh)
+fi
 case "$action" in
   backup|restore) PULUMI=$PULUMI bash scripts/backups.sh "$stack" "$action" "$@" 9>&- ;;
-  preview|up|refresh|destroy) "$PULUMI" "$action" --stack "$stack" "$@" 9>&- ;;
+  preview|up) "$PULUMI" "$action" --stack "$stack" "${refresh[@]}" "$@" 9>&- ;;
+  refresh|destroy) "$PULUMI" "$action" --stack "$stack" "$@" 9>&- ;;
   *) exec "$PULUMI" "$action" --stack "$stack" "$@" ;;
 esac

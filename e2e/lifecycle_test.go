@@ -108,7 +108,7 @@ func TestDevLifecycle(t *testing.T) {
 		require.ErrorAs(t, err, &exit, "the drift check must fail on drift:\n%s", tail(out, 30))
 		assert.Equal(t, 1, exit.ExitCode(), out)
 		assert.Contains(t, out, "grafana-container")
-		// Pulumi.yaml's refresh: always makes every preview and up read the engine first.
+		// deploy.sh's preview and up read the engine first (--refresh).
 		changes := p.changes(t, stack)
 		require.Len(t, changes, 1, "%v", changes)
 		assert.Contains(t, changes[0], "grafana-container")
