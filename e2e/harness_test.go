@@ -217,6 +217,13 @@ func (p *project) run(args ...string) (string, error) {
 
 // script runs one of the project's commands (deploy.sh, scripts/drift.sh) as a user would.
 func (p *project) script(path string, args ...string) (string, error) {
+	out, err := p.command(path, args...).CombinedOutput()
+	return string(out), err
+}
+
+// command is one of the project's commands with the suite's environment: its passphrase, engine
+// and backend.
+func (p *project) command(path string, args ...string) *exec.Cmd {
 	cmd := exec.Command(path, args...)
 	cmd.Dir = p.dir
 	cmd.Env = append(os.Environ(),
@@ -228,8 +235,7 @@ func (p *project) script(path string, args ...string) (string, error) {
 	if p.backend != "" {
 		cmd.Env = append(cmd.Env, "PULUMI_BACKEND_URL="+p.backend)
 	}
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return cmd
 }
 
 func (p *project) must(t *testing.T, args ...string) string {

@@ -25,12 +25,7 @@ type started struct {
 
 func (p *project) start(t *testing.T, args ...string) *started {
 	t.Helper()
-	cmd := exec.Command("./deploy.sh", args...)
-	cmd.Dir = p.dir
-	cmd.Env = append(os.Environ(), "PULUMI_CONFIG_PASSPHRASE="+passphrase, "DOCKER_HOST="+p.engine.host, "PULUMI_SKIP_UPDATE_CHECK=true", "CI=")
-	if p.backend != "" {
-		cmd.Env = append(cmd.Env, "PULUMI_BACKEND_URL="+p.backend)
-	}
+	cmd := p.command("./deploy.sh", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -114,13 +114,9 @@ func ask(host, path string, q query, out any) error {
 		}
 		return json.Unmarshal(b, out)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker"+path, nil)
+	resp, err := overSocket(ctx, u, http.MethodGet, path)
 	if err != nil {
 		return err
-	}
-	resp, err := socketClient(u.Path).Do(req)
-	if err != nil {
-		return fmt.Errorf("%s: %w", host, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
@@ -204,13 +200,9 @@ func (Docker) RemoveContainer(host, name string) error {
 		}
 		return nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, "http://docker/containers/"+url.PathEscape(name)+"?force=true", nil)
+	resp, err := overSocket(ctx, u, http.MethodDelete, "/containers/"+url.PathEscape(name)+"?force=true")
 	if err != nil {
 		return err
-	}
-	resp, err := socketClient(u.Path).Do(req)
-	if err != nil {
-		return fmt.Errorf("%s: %w", host, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotFound {
@@ -222,10 +214,19 @@ func (Docker) RemoveContainer(host, name string) error {
 // errNotFound is the engine's 404: no object of that name.
 var errNotFound = errors.New("not found")
 
-// socketClient speaks HTTP over the engine's unix socket.
-func socketClient(path string) *http.Client {
-	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+// overSocket sends one request of the Engine API over the unix socket of host u.
+func overSocket(ctx context.Context, u *url.URL, method, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://docker"+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
-		return d.DialContext(ctx, "unix", path)
+		return d.DialContext(ctx, "unix", u.Path)
 	}}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", u, err)
+	}
+	return resp, nil
 }

@@ -33,15 +33,17 @@ func LocalProcesses() (Processes, error) {
 // yet (a zombie keeps its name for a moment, longer on a busy machine).
 func (p Processes) PulumiRunning(pid int) bool {
 	proc, err := p.fs.Proc(pid)
-	if err != nil {
-		return false
-	}
-	stat, err := proc.Stat()
-	if err != nil || stat.State == "Z" || stat.State == "X" {
+	if err != nil || !alive(proc) {
 		return false
 	}
 	comm, err := proc.Comm()
 	return err == nil && comm == cliName
+}
+
+// alive says whether the process runs: a zombie, dead but not reaped, does not.
+func alive(proc procfs.Proc) bool {
+	stat, err := proc.Stat()
+	return err == nil && stat.State != "Z" && stat.State != "X"
 }
 
 // OrphanPlugins are the provider plugins started for the backend whose CLI is gone: a CLI killed
@@ -95,10 +97,7 @@ func (p Processes) Stop(pids []int, limit time.Duration) error {
 	for _, pid := range pids {
 		for {
 			proc, err := p.fs.Proc(pid)
-			if err != nil {
-				break
-			}
-			if stat, err := proc.Stat(); err != nil || stat.State == "Z" {
+			if err != nil || !alive(proc) {
 				break
 			}
 			if time.Now().After(deadline) {
