@@ -16,6 +16,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/maricusco/infra/components"
 )
 
 // patience bounds every wait for the backup service: generous, since a busy machine slows base
@@ -257,6 +259,41 @@ func TestPointInTimeRecovery(t *testing.T) {
 		assert.Contains(t, b.refused(t, "--latest"), "does not pass pg_verifybackup")
 		assert.Contains(t, b.refused(t, filepath.Base(newest)), "does not pass pg_verifybackup")
 		assert.Contains(t, b.refused(t, "--to", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)), "in the future")
+	})
+	t.Run("the slot holds WAL from the moment it exists", func(t *testing.T) {
+		// A slot that reserves nothing until the receiver's first reply is invalidated by a
+		// checkpoint in between (the first base backup's), and the archive starts over.
+		t.Parallel()
+		db := startedDatabase(t, res)
+		super := db.password(t, "/run/secrets/postgres_superuser_password")
+		watched := make(chan error, 1)
+		go func() {
+			_, err := db.sql("postgres", super, db.name, `DO $$
+				BEGIN
+					FOR i IN 1..200000 LOOP
+						IF EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '`+components.WALSlot+`' AND restart_lsn IS NULL) THEN
+							RAISE EXCEPTION 'the slot exists and holds no WAL';
+						END IF;
+						IF EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '`+components.WALSlot+`' AND active) THEN
+							RETURN;
+						END IF;
+						PERFORM pg_sleep(0.0005);
+					END LOOP;
+					RAISE EXCEPTION 'the receiver never streamed';
+				END $$`)
+			watched <- err
+		}()
+		time.Sleep(500 * time.Millisecond) // the watch is under way before the service starts
+		b := newBackupService(t, res, db)
+		b.serve(t)
+		select {
+		case err := <-watched:
+			require.NoError(t, err)
+		case <-time.After(patience):
+			t.Fatal("the watch never ended")
+		}
+		b.waitFor(t, "base ")
+		assert.NotContains(t, healthOut(b), "slot lost")
 	})
 	t.Run("a gap in the archive is refused", func(t *testing.T) {
 		t.Parallel()

@@ -257,7 +257,7 @@ receive() {
       note "slot lost: starting a new archive"
       continue
     fi
-    if ! pg_receivewal --slot "$slot" --create-slot --if-not-exists --no-password 2>"$tmp/receiver.err"; then
+    if ! create_slot 2>"$tmp/receiver.err"; then
       note "cannot create the slot $slot: $(tail -n 1 "$tmp/receiver.err")"
       sleep "$tick"
       continue
@@ -275,6 +275,14 @@ receive() {
     note "pg_receivewal ended (exit $status)"
     sleep 1
   done
+}
+
+# create_slot: the slot, holding WAL from the moment it exists. pg_receivewal --create-slot
+# reserves none until the receiver's first reply, and a checkpoint in between (the first base
+# backup's) invalidates the slot as having lost the WAL the receiver is about to ask for.
+create_slot() {
+  [ -z "$(psql -tAc "SELECT 1 FROM pg_replication_slots WHERE slot_name = '$slot'")" ] || return 0
+  psql "dbname=$PGDATABASE replication=true" -q -c "CREATE_REPLICATION_SLOT $slot PHYSICAL RESERVE_WAL" >/dev/null
 }
 
 # note WHY: what the receiver is doing, for health and metrics.
