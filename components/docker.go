@@ -80,6 +80,24 @@ func (DockerEngine) Prepare(p Plan, e Engine, note func(string)) (HealthTiming, 
 			return health, fmt.Errorf("docker engine at %s answered API version %q; set %s:dockerApiVersion", p.Host, api, p.Namespace)
 		}
 	}
+	// A configured API version is how a stack says the program cannot ask the engine (an ssh://
+	// host without the docker CLI here, which the provider does not need): the limits then go
+	// unchecked until the engine refuses one.
+	m, err := e.Machine(p.Host)
+	switch {
+	case err != nil && p.APIVersion == "":
+		return health, fmt.Errorf("docker engine: cannot ask %s what its host offers (%w); start it, or set %s:dockerApiVersion", p.Host, err, p.Namespace)
+	case err != nil:
+		note(fmt.Sprintf("cannot ask %s what its host offers (%v): the services' limits are not checked against it", p.Host, err))
+	default:
+		var problems []Problem
+		for _, svc := range p.Services {
+			problems = append(problems, limitsBeyond(svc, m, "the engine's host")...)
+		}
+		if len(problems) > 0 {
+			return health, &UnfitError{Namespace: p.Namespace, Where: "the engine at " + p.Host, Problems: problems}
+		}
+	}
 	if health.StartInterval > 0 && !SupportsStartInterval(api) {
 		health.StartInterval = 0
 		note(fmt.Sprintf("Docker Engine API %s predates %s (Docker 25): healthchecks run without a start interval, so a new container is known healthy only after %s", api, startIntervalAPI, health.Interval))

@@ -70,6 +70,11 @@ func (Swarm) Prepare(p Plan, e Engine, _ func(string)) (HealthTiming, error) {
 	if err == nil {
 		err = checkSwarmFits(p.Services, nodes)
 	}
+	if err == nil {
+		if problems := swarmLimitsBeyond(p.Services, nodes); len(problems) > 0 {
+			err = &UnfitError{Namespace: p.Namespace, Where: "the nodes of the swarm at " + p.Host, Problems: problems}
+		}
+	}
 	if err != nil {
 		return health, fmt.Errorf("docker swarm: %w", err)
 	}
@@ -115,6 +120,27 @@ func checkSwarmFits(services []PlannedService, nodes []SwarmNode) error {
 		return fmt.Errorf("the services do not fit: %s; lower resources.<service>.reservations, run fewer appReplicas, or add nodes (docs/cluster.md)", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// swarmLimitsBeyond names each limit no node a task may land on can give: a stateful service's
+// on the data node, another's on the largest node.
+func swarmLimitsBeyond(services []PlannedService, nodes []SwarmNode) []Problem {
+	var data, largest Machine
+	for _, n := range nodes {
+		if n.Data && n.CPUs > data.CPUs {
+			data = Machine{n.CPUs, n.Memory}
+		}
+		largest.CPUs, largest.Memory = max(largest.CPUs, n.CPUs), max(largest.Memory, n.Memory)
+	}
+	var out []Problem
+	for _, svc := range services {
+		if svc.Stateful {
+			out = append(out, limitsBeyond(svc, data, "the data node")...)
+		} else {
+			out = append(out, limitsBeyond(svc, largest, "the largest node")...)
+		}
+	}
+	return out
 }
 
 // capacity is CPUs and memory, offered by nodes or reserved by tasks.

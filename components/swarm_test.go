@@ -2,6 +2,8 @@ package components
 
 import (
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +15,9 @@ import (
 type nodes []SwarmNode
 
 func (n nodes) APIVersion(string) (string, error)      { return "1.45", nil }
+func (n nodes) Machine(string) (Machine, error)        { return Machine{}, errors.New("no machine: a swarm") }
 func (n nodes) SwarmNodes(string) ([]SwarmNode, error) { return n, nil }
+
 func service(name string, stateful bool, cpus NanoCPUs, memory UnitBytes, instances int) PlannedService {
 	return PlannedService{Name: name, Stateful: stateful, Resources: Resources{CPUReservation: cpus, MemoryReservation: memory}, Instances: instances}
 }
@@ -54,7 +58,10 @@ func TestASwarmGivesNoStartInterval(t *testing.T) {
 
 type failingEngine struct{}
 
-func (failingEngine) APIVersion(string) (string, error)      { return "", errors.New("connection refused") }
+func (failingEngine) APIVersion(string) (string, error) { return "", errors.New("connection refused") }
+func (failingEngine) Machine(string) (Machine, error) {
+	return Machine{}, errors.New("connection refused")
+}
 func (failingEngine) SwarmNodes(string) ([]SwarmNode, error) { return nil, errors.New("not a manager") }
 
 func TestAnEngineThatCannotAnswerStopsTheDeploy(t *testing.T) {
@@ -67,12 +74,63 @@ func TestAnEngineThatCannotAnswerStopsTheDeploy(t *testing.T) {
 func TestTheStartIntervalGoesOnlyToEnginesThatTakeIt(t *testing.T) {
 	health := HealthTiming{Interval: 30 * time.Second, StartInterval: 2 * time.Second}
 	for api, want := range map[string]time.Duration{"1.41": 0, "1.43": 0, "1.44": 2 * time.Second, "1.45": 2 * time.Second} {
-		var noted string
-		h, err := DockerEngine{}.Prepare(Plan{APIVersion: api, Health: health}, failingEngine{}, func(s string) { noted = s })
-		require.NoError(t, err, "a configured version asks the engine nothing")
+		var noted []string
+		h, err := DockerEngine{}.Prepare(Plan{APIVersion: api, Health: health}, failingEngine{}, func(s string) { noted = append(noted, s) })
+		require.NoError(t, err, "a configured version needs no answer from the engine")
 		assert.Equal(t, want, h.StartInterval, api)
-		assert.Equal(t, want == 0, noted != "", "%s: an engine without one is noted", api)
+		assert.Equal(t, want == 0, slices.ContainsFunc(noted, func(s string) bool { return strings.Contains(s, "without a start interval") }),
+			"%s: an engine without one is noted", api)
 	}
+}
+
+// machine is a fake engine on a host with the given CPUs and memory.
+type machine Machine
+
+func (m machine) APIVersion(string) (string, error)      { return "1.45", nil }
+func (m machine) Machine(string) (Machine, error)        { return Machine(m), nil }
+func (m machine) SwarmNodes(string) ([]SwarmNode, error) { return nil, errors.New("no swarm") }
+
+func limited(name string, stateful bool, cpus NanoCPUs, memory UnitBytes) PlannedService {
+	return PlannedService{Name: name, Stateful: stateful, Resources: Resources{CPULimit: cpus, MemoryLimit: memory}, Instances: 1}
+}
+
+func TestALimitBeyondTheHostIsRefusedNamingItsKey(t *testing.T) {
+	host := machine{CPUs: 2e9, Memory: 8<<30 + 12345}
+	for _, tc := range []struct {
+		name     string
+		services []PlannedService
+		problems []string
+	}{
+		{"limits up to the host's fit", []PlannedService{limited("app", false, 2e9, 8<<30)}, nil},
+		{"more CPUs than the host has", []PlannedService{limited("app", false, 3e9, 1<<30)},
+			[]string{"ns:resources.app.limits.cpus: 3.00 CPUs is more than the engine's host has (2.00 CPUs and 8GiB of memory), so Docker would refuse the container; use at most 2.00"}},
+		{"more memory than the host has", []PlannedService{limited("postgres", true, 1e9, 9<<30)},
+			[]string{"ns:resources.postgres.limits.memory: 9G is more than the engine's host has (2.00 CPUs and 8GiB of memory), so it would limit nothing; use at most 8G"}},
+		{"every problem at once", []PlannedService{limited("app", false, 3e9, 1<<30), limited("redis", true, 1e9, 1<<40)},
+			[]string{"ns:resources.app.limits.cpus", "ns:resources.redis.limits.memory", "(2 problem(s)); nothing was deployed"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DockerEngine{}.Prepare(Plan{Namespace: "ns", Host: "unix:///d", Services: tc.services}, host, func(string) {})
+			if tc.problems == nil {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			for _, p := range tc.problems {
+				assert.Contains(t, err.Error(), p)
+			}
+		})
+	}
+}
+
+func TestASwarmLimitMustFitTheNodeItsTaskLandsOn(t *testing.T) {
+	cluster := nodes{{Name: "data", Data: true, CPUs: 2e9, Memory: 4 << 30}, {Name: "big", CPUs: 8e9, Memory: 32 << 30}}
+	_, err := Swarm{}.Prepare(Plan{Namespace: "ns", Services: []PlannedService{limited("app", false, 8e9, 32<<30)}}, cluster, nil)
+	require.NoError(t, err, "a stateless task may land on the largest node")
+	_, err = Swarm{}.Prepare(Plan{Namespace: "ns", Services: []PlannedService{limited("postgres", true, 4e9, 4<<30)}}, cluster, nil)
+	require.ErrorContains(t, err, "ns:resources.postgres.limits.cpus: 4.00 CPUs is more than the data node has", "a stateful one only on the data node")
+	_, err = Swarm{}.Prepare(Plan{Namespace: "ns", Services: []PlannedService{limited("app", false, 9e9, 1<<30)}}, cluster, nil)
+	require.ErrorContains(t, err, "ns:resources.app.limits.cpus: 9.00 CPUs is more than the largest node has")
 }
 
 func TestSwarmRefusesWhatItCannotPublishOrHide(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,21 @@ func TestDevLifecycle(t *testing.T) {
 		changes := p.changes(t, stack)
 		assert.Empty(t, changes)
 		figure(t, engineName, "dev changes in the preview after `up` and after `refresh`", len(changes))
+	})
+
+	t.Run("a limit beyond the engine's host is refused, naming the key, and nothing changes", func(t *testing.T) {
+		cpus, err := strconv.Atoi(strings.TrimSpace(p.engine.mustDocker(t, "info", "--format", "{{.NCPU}}")))
+		require.NoError(t, err)
+		stackFile := filepath.Join(p.dir, "Pulumi."+stack+".yaml")
+		before, err := os.ReadFile(stackFile)
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, os.WriteFile(stackFile, before, 0o644)) })
+		p.config(t, stack, "set", "--path", "resources.app.limits.cpus", strconv.Itoa(cpus+1))
+		out, err := p.run(stack, "preview")
+		require.Error(t, err, "preview must be refused:\n%s", tail(out, 30))
+		assert.Contains(t, out, fmt.Sprintf("maricusco:resources.app.limits.cpus: %d.00 CPUs is more than the engine's host has (%d.00 CPUs", cpus+1, cpus))
+		require.NoError(t, os.WriteFile(stackFile, before, 0o644))
+		assert.Empty(t, p.changes(t, stack), "the refused preview changed nothing")
 	})
 
 	t.Run("scaling 1 to 3 converges in one up", func(t *testing.T) {

@@ -31,6 +31,21 @@ func (Docker) APIVersion(host string) (string, error) {
 	return v.APIVersion, nil
 }
 
+// Machine implements components.Engine: the CPUs and memory of the engine's host.
+func (Docker) Machine(host string) (components.Machine, error) {
+	var info struct {
+		NCPU     int64
+		MemTotal int64
+	}
+	if err := ask(host, "/info", cli("info", "--format", "{{json .}}"), &info); err != nil {
+		return components.Machine{}, err
+	}
+	if info.NCPU <= 0 || info.MemTotal <= 0 {
+		return components.Machine{}, fmt.Errorf("%s /info: no NCPU or MemTotal in the answer", host)
+	}
+	return components.Machine{CPUs: components.NanoCPUs(info.NCPU * 1e9), Memory: components.UnitBytes(info.MemTotal)}, nil
+}
+
 // SwarmNodes implements components.Engine: the swarm's ready nodes, or why the engine cannot take
 // the swarm target, which needs a manager.
 func (Docker) SwarmNodes(host string) ([]components.SwarmNode, error) {

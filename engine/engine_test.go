@@ -43,6 +43,15 @@ func TestTheAPIVersionIsAskedOverTheSocket(t *testing.T) {
 	assert.Equal(t, "1.45", v)
 }
 
+func TestTheMachineIsTheEnginesCPUsAndMemory(t *testing.T) {
+	host := daemon(t, map[string]any{"/info": map[string]any{"NCPU": 2, "MemTotal": 25174310912}})
+	m, err := Docker{}.Machine(host)
+	require.NoError(t, err)
+	assert.Equal(t, components.Machine{CPUs: 2e9, Memory: 25174310912}, m)
+	_, err = Docker{}.Machine(daemon(t, map[string]any{"/info": map[string]any{"NCPU": 0}}))
+	assert.ErrorContains(t, err, "no NCPU or MemTotal", "an engine that does not say is no machine of no size")
+}
+
 func TestAnEngineThatDoesNotAnswerIsAnError(t *testing.T) {
 	_, err := Docker{}.APIVersion("unix:///nonexistent/docker.sock")
 	assert.ErrorContains(t, err, "unix:///nonexistent/docker.sock")

@@ -136,13 +136,21 @@ type SwarmNode = components.SwarmNode
 
 // WithSwarmNodes asks nodes, instead of the Docker engine, for the swarm's ready nodes.
 func WithSwarmNodes(nodes func(host string) ([]SwarmNode, error)) Option {
-	return func(o *options) { o.engine = probes{o.engine, nil, nodes} }
+	return func(o *options) { o.engine = probes{next: o.engine, nodes: nodes} }
 }
 
 // WithEngineAPIVersion asks probe, instead of the Docker engine, for the engine's API version
 // when the stack does not set dockerApiVersion.
 func WithEngineAPIVersion(probe func(host string) (string, error)) Option {
-	return func(o *options) { o.engine = probes{o.engine, probe, nil} }
+	return func(o *options) { o.engine = probes{next: o.engine, api: probe} }
+}
+
+// Machine is what an engine's host offers its containers.
+type Machine = components.Machine
+
+// WithEngineMachine asks probe, instead of the Docker engine, what the engine's host offers.
+func WithEngineMachine(probe func(host string) (Machine, error)) Option {
+	return func(o *options) { o.engine = probes{next: o.engine, machine: probe} }
 }
 
 // WithDashboards provisions the dashboards in fsys (one JSON file each) instead of the embedded ones.
@@ -157,9 +165,10 @@ func WithServices(rows ...Service) Option {
 
 // probes answer some of an engine's questions themselves and pass the others on.
 type probes struct {
-	next  components.Engine
-	api   func(host string) (string, error)
-	nodes func(host string) ([]SwarmNode, error)
+	next    components.Engine
+	api     func(host string) (string, error)
+	machine func(host string) (Machine, error)
+	nodes   func(host string) ([]SwarmNode, error)
 }
 
 func (p probes) APIVersion(host string) (string, error) {
@@ -167,6 +176,13 @@ func (p probes) APIVersion(host string) (string, error) {
 		return p.api(host)
 	}
 	return p.next.APIVersion(host)
+}
+
+func (p probes) Machine(host string) (Machine, error) {
+	if p.machine != nil {
+		return p.machine(host)
+	}
+	return p.next.Machine(host)
 }
 
 func (p probes) SwarmNodes(host string) ([]SwarmNode, error) {

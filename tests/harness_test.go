@@ -173,6 +173,9 @@ type Export struct {
 }
 
 // roomyDataNode is the one node of the mocked swarm: labelled, with room for every service.
+// roomyMachine is the mocked engine's host: room for every shipped stack's limits.
+var roomyMachine = stacks.Machine{CPUs: 16e9, Memory: 64 << 30}
+
 var roomyDataNode = stacks.SwarmNode{Name: "node-1", Data: true, CPUs: 16e9, Memory: 64 << 30}
 
 // engineAPI is the Docker Engine API version the mocked engine answers: Docker 26's.
@@ -196,6 +199,7 @@ func run(t testing.TB, sc StackConfig, opts ...stacks.Option) (*Result, error) {
 	t.Helper()
 	opts = append([]stacks.Option{
 		stacks.WithEngineAPIVersion(func(string) (string, error) { return engineAPI, nil }),
+		stacks.WithEngineMachine(func(string) (stacks.Machine, error) { return roomyMachine, nil }),
 		stacks.WithSwarmNodes(func(string) ([]stacks.SwarmNode, error) { return []stacks.SwarmNode{roomyDataNode}, nil }),
 	}, opts...)
 	m := &mocks{}

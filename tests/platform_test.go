@@ -356,6 +356,25 @@ func TestTheStartIntervalIsSentOnlyToEnginesThatTakeIt(t *testing.T) {
 	})
 }
 
+func TestLimitsBeyondTheEnginesHostAreRefusedBeforeAnythingIsDeclared(t *testing.T) {
+	small := stacks.WithEngineMachine(func(string) (stacks.Machine, error) { return stacks.Machine{CPUs: 1e9, Memory: 3 << 30}, nil })
+	for _, stack := range shippedStacks {
+		t.Run(stack, func(t *testing.T) {
+			res, err := run(t, loadStack(t, stack), small)
+			require.Error(t, err)
+			for _, key := range []string{"resources.app.limits.cpus", "resources.app.limits.memory", "resources.postgres.limits.cpus", "resources.chromadb.limits.cpus"} {
+				assert.Contains(t, err.Error(), "maricusco:"+key+": ", "the seed's 2.0 CPUs and 4G do not fit a host of one CPU and 3G")
+			}
+			assert.NotContains(t, err.Error(), "resources.grafana.limits", "grafana's 1.0 CPUs and 512M fit")
+			assert.Empty(t, res.Resources)
+		})
+	}
+	t.Run("an engine that cannot say what its host has stops the deploy", func(t *testing.T) {
+		_, err := run(t, loadStack(t, "dev"), stacks.WithEngineMachine(func(string) (stacks.Machine, error) { return stacks.Machine{}, fmt.Errorf("connection refused") }))
+		assert.ErrorContains(t, err, "cannot ask unix:///var/run/docker.sock what its host offers (connection refused)")
+	})
+}
+
 // containerDeps are the logical names of the containers c waits for.
 func containerDeps(c Resource) []string {
 	var deps []string
