@@ -8,6 +8,7 @@ require (
 	github.com/docker/go-units v0.5.0
 	github.com/jackc/pgx/v5 v5.13.0
 	github.com/mattn/go-shellwords v1.0.12
+	github.com/miekg/dns v1.1.73
 	github.com/prometheus/common v0.73.1
 	github.com/prometheus/procfs v0.21.0
 	github.com/pulumi/pulumi-docker/sdk/v4 v4.10.0

@@ -255,3 +255,86 @@ func TestMonitoringChangesTouchOnlyTheirService(t *testing.T) {
 		})
 	}
 }
+
+// TestAlertsFireAboveTheirLimitsAndNotAtThem evaluates the generated rules, with limits from
+// config, on series that sit exactly at each limit and then just above it.
+func TestAlertsFireAboveTheirLimitsAndNotAtThem(t *testing.T) {
+	res := mustRun(t, loadStack(t, "prod").with("alertErrorRatio", "0.25").
+		with("backup", map[string]any{"walMaxAge": "2m", "walRetainedLimit": "64M", "interval": "1h"}))
+	_, rules := prometheusFiles(t, res)
+	backup := `{job="maricusco-backup", instance="backup:9187"}`
+	unitTest := `
+rule_files: [` + rules + `]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'maricusco_backup_wal_archive_age_seconds` + backup + `'
+        values: '120 121'
+      - series: 'maricusco_backup_wal_receiver_down_seconds` + backup + `'
+        values: '120 121'
+      - series: 'maricusco_backup_wal_slot_retained_bytes` + backup + `'
+        values: '67108864 67108865'
+    alert_rule_test:
+      - {eval_time: 0m, alertname: BackupWALNotArchived, exp_alerts: []}
+      - {eval_time: 0m, alertname: BackupWALReceiverDown, exp_alerts: []}
+      - {eval_time: 0m, alertname: BackupSlotRetainsTooMuchWAL, exp_alerts: []}
+      - eval_time: 1m
+        alertname: BackupWALNotArchived
+        exp_alerts:
+          - exp_labels: {severity: critical, job: maricusco-backup, instance: "backup:9187"}
+            exp_annotations:
+              summary: "Committed transactions are not in the WAL archive"
+              description: "WAL written 121 s ago has not reached the archive (limit 120 s): a loss of the database now would lose it."
+      - eval_time: 1m
+        alertname: BackupWALReceiverDown
+        exp_alerts:
+          - exp_labels: {severity: critical, job: maricusco-backup, instance: "backup:9187"}
+            exp_annotations:
+              summary: "No WAL is streamed into the archive"
+              description: "The backup service's WAL receiver has been down for 121 s; its log says why."
+      - eval_time: 1m
+        alertname: BackupSlotRetainsTooMuchWAL
+        exp_alerts:
+          - exp_labels: {severity: critical, job: maricusco-backup, instance: "backup:9187"}
+            exp_annotations:
+              summary: "The WAL slot fills the database's disk"
+              description: "The slot holds back 64MiB of WAL (limit 64M); at four times the limit the database gives the slot up and the archive needs a new base backup."
+  - interval: 1m
+    input_series:
+      - series: 'maricusco_backup_base_backup_timestamp_seconds` + backup + `'
+        values: '0x100'
+      - series: 'maricusco_backup_dump_timestamp_seconds` + backup + `'
+        values: '60x100'
+      - series: 'up` + backup + `'
+        values: '1 0x10'
+    alert_rule_test:
+      - {eval_time: 90m, alertname: BackupTooOld, exp_alerts: []}
+      - eval_time: 91m
+        alertname: BackupTooOld
+        exp_alerts:
+          - exp_labels: {severity: warning, job: maricusco-backup}
+            exp_annotations:
+              summary: "The newest base backup or dump is older than 1.5 intervals"
+              description: "The oldest of the newest base backup and dump is 5460 s old; the backup service's log says why the last runs failed."
+      - {eval_time: 2m, alertname: BackupServiceDown, exp_alerts: []}
+      - eval_time: 3m
+        alertname: BackupServiceDown
+        exp_alerts:
+          - exp_labels: {severity: critical, job: maricusco-backup, instance: "backup:9187"}
+            exp_annotations:
+              summary: "The backup service does not answer"
+              description: "Prometheus has not scraped the backup service for two minutes: neither WAL nor backups are known to be archived."
+  - interval: 15s
+    input_series:
+      - series: 'http_requests_total{job="maricusco-app", status="2xx"}'
+        values: '0+45x40'
+      - series: 'http_requests_total{job="maricusco-app", status="5xx"}'
+        values: '0+15x40'
+    alert_rule_test:
+      - {eval_time: 9m, alertname: AppHighErrorRatio, exp_alerts: []}
+`
+	path := filepath.Join(t.TempDir(), "limits_test.yml")
+	require.NoError(t, os.WriteFile(path, []byte(unitTest), 0o644))
+	promtool(t, "test", "rules", path)
+}
