@@ -436,3 +436,36 @@ func TestLogicalDumps(t *testing.T) {
 		assert.Len(t, basesOf(t, b), 1)
 	})
 }
+
+func TestTheDatabaseGivesTheSlotUpOnlyFarPastTheAlertsLimit(t *testing.T) {
+	// The alert fires when the slot holds back more than walRetainedLimit; the database gives the
+	// slot up (and the archive its continuity) only at four times that, leaving time to act.
+	res := mustRun(t, loadStack(t, "prod").with("backup", map[string]any{"walRetainedLimit": "64M"}))
+	db := startedDatabase(t, res)
+	super := db.password(t, "/run/secrets/postgres_superuser_password")
+	sql := func(query string) string {
+		t.Helper()
+		out, err := db.sql("postgres", super, db.name, query)
+		require.NoError(t, err, query)
+		return out
+	}
+	sql("SELECT pg_create_physical_replication_slot('" + components.WALSlot + "', true)")
+	// Each switch after a write moves the server to a new 16M segment the slot holds back.
+	holdBack := func(segments int) (retained int64, status string) {
+		for i := 0; i < segments; i++ {
+			sql("INSERT INTO trades DEFAULT VALUES")
+			sql("SELECT pg_switch_wal()")
+		}
+		sql("CHECKPOINT")
+		row := strings.Split(sql("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), coalesce(restart_lsn, '0/0'))::bigint, wal_status FROM pg_replication_slots WHERE slot_name = '"+components.WALSlot+"'"), "|")
+		require.Len(t, row, 2)
+		retained, err := strconv.ParseInt(row[0], 10, 64)
+		require.NoError(t, err)
+		return retained, row[1]
+	}
+	retained, status := holdBack(8)
+	require.Greater(t, retained, int64(64<<20), "past the alert's limit")
+	assert.Contains(t, []string{"reserved", "extended"}, status, "twice the alert's limit: the slot still holds its WAL")
+	_, status = holdBack(12)
+	assert.Contains(t, []string{"unreserved", "lost"}, status, "past four times the limit, the database gives the slot up")
+}
