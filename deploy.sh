@@ -50,6 +50,69 @@ if [ "${CI:-}" = true ]; then
     exit 2
   fi
 fi
+# What deploy.sh passes on to pulumi acts on the stack and directory it chose: a --stack or --cwd
+# of the user's would make its guards read one stack while Pulumi acts on another.
+if [[ "$action" =~ ^(preview|up|refresh|destroy|config|stack)$ ]]; then
+  for arg in "$@"; do
+    [ "$arg" != -- ] || break
+    if [[ "$arg" =~ ^--(stack|cwd)(=|$) ]] || [[ "$arg" =~ ^-[a-zA-Z]*[sC][a-zA-Z]*$ ]]; then
+      echo "deploy.sh acts on the $stack stack in $PWD: drop $arg (the stack is the first argument, ./deploy.sh <dev|prod> ...)" >&2
+      exit 2
+    fi
+  done
+fi
+
+# skips_preview ARGS: whether the flags skip the preview: --skip-preview (=true), or -f alone or
+# among other one-letter flags (-yf).
+skips_preview() {
+  local arg
+  for arg in "$@"; do
+    [ "$arg" != -- ] || break
+    case "$arg" in
+      --skip-preview | --skip-preview=1 | --skip-preview=[tT] | --skip-preview=[tT]rue | --skip-preview=TRUE) return 0 ;;
+      --*) ;;
+      -*f*) [[ "$arg" =~ ^-[a-zA-Z]+$ ]] && return 0 ;;
+    esac
+  done
+  return 1
+}
+
+# A secret set without --secret would be written into the tracked stack file before the program
+# could refuse it: refuse it here, before the CLI writes anything. Keys come from the program
+# (cmd/secret-keys); with --path, the key is what comes before the first . or [.
+if [ "$action" = config ] && [[ "${1:-}" =~ ^set(-all)?$ ]]; then
+  secret=false path=false keys=()
+  for arg in "${@:2}"; do
+    case "$arg" in
+      --secret) secret=true ;;
+      --plaintext) secret=false ;;
+      --path) path=true ;;
+      -*) ;;
+      *) [ "$1" = set-all ] || [ ${#keys[@]} -gt 0 ] || keys+=("$arg") ;;
+    esac
+  done
+  if [ "$1" = set-all ]; then
+    # set-all takes KEY=VALUE after each --plaintext or --secret.
+    prev=
+    for arg in "${@:2}"; do
+      [ "$prev" != --plaintext ] || keys+=("${arg%%=*}")
+      prev=$arg
+    done
+    secret=false
+  fi
+  if ! $secret && [ ${#keys[@]} -gt 0 ]; then
+    GOBIN=$PWD/bin go install ./cmd/secret-keys
+    for key in "${keys[@]}"; do
+      key=${key#maricusco:}
+      ! $path || key=${key%%[.[]*}
+      if bin/secret-keys | grep -qxF -- "$key"; then
+        echo "$key is a secret: set it with --secret (./deploy.sh $stack config set --secret ${key}...); nothing was written" >&2
+        exit 2
+      fi
+    done
+  fi
+fi
+
 PULUMI=${PULUMI:-$(command -v pulumi || true)}
 [ -n "$PULUMI" ] || PULUMI=$PWD/bin/pulumi
 if [ ! -x "$PULUMI" ]; then
@@ -93,6 +156,13 @@ case "$action" in
 esac
 
 "$PULUMI" stack select --create "$stack" --non-interactive >/dev/null
+if [ "$action" = destroy ] && skips_preview "$@" &&
+  [ "$("$PULUMI" config get protect --stack "$stack" 2>/dev/null)" = true ]; then
+  # Without its preview, a destroy deletes every unprotected resource before it fails at the
+  # protected volumes; the preview refuses before anything goes.
+  echo "the $stack stack is protected: destroy it with its preview (no --skip-preview or -f), after lifting protect (docs/configuration.md, Volumes)" >&2
+  exit 2
+fi
 case "$action" in
   preview|up|refresh|destroy)
     # A deploy killed before it could clean up leaves a lock, plugins and pending operations:
@@ -102,13 +172,6 @@ case "$action" in
     PULUMI=$PULUMI bin/recover -stack "$stack" ${take_lock:+-take-lock "$take_lock"} 9>&- || exit $?
     ;;
 esac
-if [ "$action" = destroy ] && [[ " $* " == *" --skip-preview "* ]] &&
-  [ "$("$PULUMI" config get protect --stack "$stack" 2>/dev/null)" = true ]; then
-  # Without its preview, a destroy deletes every unprotected resource before it fails at the
-  # protected volumes; the preview refuses before anything goes.
-  echo "the $stack stack is protected: destroy it with its preview (no --skip-preview), after lifting protect (docs/configuration.md, Volumes)" >&2
-  exit 2
-fi
 # preview and up read the engine first, so that a plain up recreates a container lost or removed
 # out of band. Not on the swarm target yet: its services read back with a task spec that differs
 # from the declared one, and every service would be replaced (docs/cluster.md).

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -114,6 +115,113 @@ func TestTheDriftCheckTellsDriftFromFailure(t *testing.T) {
 				require.NoError(t, err)
 				assert.Contains(t, string(written), tc.says)
 			}
+		})
+	}
+}
+
+// deployRecorded runs deploy.sh with args on a fake pulumi CLI that records each call and says
+// the stack is protected; it returns the output, exit status and the calls pulumi received.
+func deployRecorded(t *testing.T, args ...string) (string, int, []string) {
+	t.Helper()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "calls")
+	fake := filepath.Join(dir, "pulumi")
+	require.NoError(t, os.WriteFile(fake, []byte(`#!/bin/sh
+echo "$*" >>`+log+`
+case "$1 $2 $3" in
+  "config get protect") echo true ;;
+  "stack export "*) echo '{"version":3,"deployment":{}}' ;;
+esac
+exit 0
+`), 0o755))
+	cmd := exec.Command("./deploy.sh", args...)
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "PULUMI_CONFIG_PASSPHRASE=x", "PULUMI="+fake, "PULUMI_BACKEND_URL=file://"+dir, "CI=")
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if exit, ok := err.(*exec.ExitError); ok {
+		code = exit.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	calls, _ := os.ReadFile(log)
+	return string(out), code, strings.Split(strings.TrimSpace(string(calls)), "\n")
+}
+
+// ran tells whether pulumi was called for action (destroy), and with sub (set) when given.
+func ran(calls []string, action string, sub ...string) bool {
+	for _, c := range calls {
+		words := strings.Fields(c)
+		if len(words) > 0 && words[0] == action && (len(sub) == 0 || slices.Contains(words, sub[0])) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestAProtectedStackIsNeverDestroyedWithoutItsPreview(t *testing.T) {
+	for _, flags := range [][]string{{"--skip-preview"}, {"-f", "--yes"}, {"--yes", "-f"}, {"-yf"}, {"-fy"}, {"--skip-preview=true"}, {"--skip-preview=1"}} {
+		t.Run(strings.Join(flags, " "), func(t *testing.T) {
+			out, code, calls := deployRecorded(t, append([]string{"prod", "destroy"}, flags...)...)
+			assert.Equal(t, 2, code, out)
+			assert.Contains(t, out, "the prod stack is protected")
+			assert.False(t, ran(calls, "destroy"), "pulumi destroy must not run: %v", calls)
+		})
+	}
+	t.Run("with its preview, the destroy goes to pulumi", func(t *testing.T) {
+		for _, flags := range [][]string{nil, {"--skip-preview=false"}, {"--yes"}} {
+			out, code, calls := deployRecorded(t, append([]string{"prod", "destroy"}, flags...)...)
+			assert.Zero(t, code, out)
+			assert.True(t, ran(calls, "destroy"), "%v: %v", flags, calls)
+		}
+	})
+}
+
+func TestDeployShActsOnlyOnTheStackItChose(t *testing.T) {
+	for _, args := range [][]string{
+		{"dev", "destroy", "--skip-preview", "--stack", "prod"},
+		{"dev", "destroy", "--stack=prod"},
+		{"dev", "up", "-s", "prod"},
+		{"dev", "up", "-ys", "prod"},
+		{"dev", "preview", "--cwd", "/elsewhere"},
+		{"dev", "preview", "-C", "/elsewhere"},
+		{"dev", "config", "set", "appReplicas", "3", "--stack", "prod"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			out, code, calls := deployRecorded(t, args...)
+			assert.Equal(t, 2, code, out)
+			assert.Contains(t, out, "deploy.sh acts on the dev stack")
+			assert.Equal(t, []string{""}, calls, "pulumi must not run")
+		})
+	}
+}
+
+func TestASecretSetWithoutSecretIsRefusedBeforeAnythingIsWritten(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		refused bool
+	}{
+		{[]string{"config", "set", "postgresPassword", "x"}, true},
+		{[]string{"config", "set", "maricusco:redisPassword", "x"}, true},
+		{[]string{"config", "set", "--plaintext", "grafanaAdminPassword", "x"}, true},
+		{[]string{"config", "set", "--path", "appSecretEnv.API_TOKEN", "x"}, true},
+		{[]string{"config", "set-all", "--plaintext", "postgresBackupPassword=x"}, true},
+		{[]string{"config", "set", "--secret", "postgresPassword", "x"}, false},
+		{[]string{"config", "set", "--path", "--secret", "appSecretEnv.API_TOKEN", "x"}, false},
+		{[]string{"config", "set", "appReplicas", "3"}, false},
+		{[]string{"config", "set", "--path", "appEnv.LOG_LEVEL", "debug"}, false},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out, code, calls := deployRecorded(t, append([]string{"dev"}, tc.args...)...)
+			wrote := ran(calls, "config", "set") || ran(calls, "config", "set-all")
+			if tc.refused {
+				assert.Equal(t, 2, code, out)
+				assert.Contains(t, out, "is a secret: set it with --secret")
+				assert.False(t, wrote, "pulumi must not write it: %v", calls)
+				return
+			}
+			assert.Zero(t, code, out)
+			assert.True(t, wrote, "%v", calls)
 		})
 	}
 }
