@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -89,6 +90,14 @@ func TestEveryContainerMeetsTheCISRules(t *testing.T) {
 				require.NoError(t, err)
 				assert.NotContains(t, string(serialized), "docker.sock", "the Docker socket is never mounted")
 				assert.Contains(t, strs(in["securityOpts"]), "no-new-privileges:true")
+				if in.HasValue("uploads") {
+					for _, u := range in["uploads"].ArrayValue() {
+						o := u.ObjectValue()
+						mode, err := strconv.ParseUint(str(o["permissions"]), 8, 32)
+						require.NoError(t, err, "%s: an octal mode", str(o["file"]))
+						assert.Zero(t, mode&0o222, "%s is %o: no process of the container may rewrite its config or secrets", str(o["file"]), mode)
+					}
+				}
 				caps := in["capabilities"].ObjectValue()
 				assert.Equal(t, []string{"ALL"}, strs(caps["drops"]), "every capability dropped")
 				assert.ElementsMatch(t, imageCapabilities[kind], strs(caps["adds"]), "only what the image needs is added back")
