@@ -102,10 +102,11 @@ if [ "$action" = config ] && [[ "${1:-}" =~ ^set(-all)?$ ]]; then
   fi
   if ! $secret && [ ${#keys[@]} -gt 0 ]; then
     GOBIN=$PWD/bin go install ./cmd/secret-keys
+    secret_keys=$(bin/secret-keys)
     for key in "${keys[@]}"; do
       key=${key#maricusco:}
       ! $path || key=${key%%[.[]*}
-      if bin/secret-keys | grep -qxF -- "$key"; then
+      if grep -qxF -- "$key" <<<"$secret_keys"; then
         echo "$key is a secret: set it with --secret (./deploy.sh $stack config set --secret ${key}...); nothing was written" >&2
         exit 2
       fi
