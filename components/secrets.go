@@ -29,6 +29,8 @@ type Secrets struct {
 	PostgresBackupPassword pulumi.StringOutput
 	RedisPassword          pulumi.StringOutput
 	GrafanaAdminPassword   pulumi.StringOutput
+	// NamingKey keys the hashes in swarm configs' and secrets' names; it is never configured.
+	NamingKey pulumi.StringOutput
 }
 
 // NewSecrets declares the credentials.
@@ -52,6 +54,9 @@ func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pul
 		if *item.out, err = secretOrGenerated(ctx, s, name+"-"+item.name, item.value, renamedFrom(item.name)); err != nil {
 			return nil, fmt.Errorf("secrets: %w", err)
 		}
+	}
+	if s.NamingKey, err = secretOrGenerated(ctx, s, name+"-naming-key", ""); err != nil {
+		return nil, fmt.Errorf("secrets: %w", err)
 	}
 	if err := ctx.RegisterResourceOutputs(s, pulumi.Map{}); err != nil {
 		return nil, fmt.Errorf("secrets: %w", err)

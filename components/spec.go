@@ -46,6 +46,9 @@ type Runtime struct {
 	Logging Logging
 	// Labels are added to every container.
 	Labels map[string]string
+	// NamingKey keys the hash in a swarm config's or secret's name (a secret of the stack), so
+	// that the name tells nothing about the content to whoever guesses it.
+	NamingKey pulumi.StringInput
 }
 
 // PortBinding publishes a container port on the Docker host.

@@ -1,6 +1,7 @@
 package components
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -25,17 +26,21 @@ type swarmFiles struct {
 
 // add declares f as a Docker config, or a Docker secret when f is secret, and mounts it at
 // f.Path(). Both are immutable, so the Docker name carries a hash of the file's whole path and
-// content: a new content is a new object, the service rolls onto it, and the old one goes.
-func (m *swarmFiles) add(ctx *pulumi.Context, name, service string, f File, opts []pulumi.ResourceOption) (pulumi.Resource, error) {
+// content: a new content is a new object, the service rolls onto it, and the old one goes. The
+// hash is keyed with the stack's naming key: an unkeyed one would let whoever reads
+// `docker secret ls` or the state confirm a guessed password offline.
+func (m *swarmFiles) add(ctx *pulumi.Context, name, service string, f File, key pulumi.StringInput, opts []pulumi.ResourceOption) (pulumi.Resource, error) {
+	if key == nil {
+		return nil, fmt.Errorf("%s: no naming key for its configs and secrets", service)
+	}
 	base := configNameUnsafe.ReplaceAllString(path.Base(f.Name), "-")
 	if len(base) > 24 {
 		base = base[:24]
 	}
 	child := name + "-" + configNameUnsafe.ReplaceAllString(f.Name, "-")
 	// The hash of a secret is not the secret, so the name is shown as the plain string it is.
-	dockerName := pulumi.Unsecret(f.Content.ToStringOutput().ApplyT(func(content string) string {
-		sum := sha256.Sum256([]byte(f.Path() + "\x00" + content))
-		return service + "-" + base + "-" + hex.EncodeToString(sum[:])[:12]
+	dockerName := pulumi.Unsecret(pulumi.All(f.Content, key).ApplyT(func(in []any) string {
+		return service + "-" + base + "-" + contentTag(in[1].(string), f.Path(), in[0].(string))
 	}).(pulumi.StringOutput)).(pulumi.StringOutput)
 	data := f.Content.ToStringOutput().ApplyT(func(content string) string {
 		return base64.StdEncoding.EncodeToString([]byte(content))
@@ -66,6 +71,13 @@ func (m *swarmFiles) add(ctx *pulumi.Context, name, service string, f File, opts
 		FileMode: pulumi.Int(readOnly), FileUid: pulumi.String("0"), FileGid: pulumi.String("0"),
 	})
 	return c, nil
+}
+
+// contentTag is 12 hex digits of the HMAC-SHA256, under key, of a file's path and content.
+func contentTag(key, path, content string) string {
+	mac := hmac.New(sha256.New, []byte(key))
+	mac.Write([]byte(path + "\x00" + content))
+	return hex.EncodeToString(mac.Sum(nil))[:12]
 }
 
 // shortDuration writes d as the provider reads a service's durations back (kreuzwerker v3.8.0,

@@ -92,12 +92,13 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 	d := &Deployment{
 		Config: cfg, Secrets: p.Secrets, Deployed: p.Services, Options: []pulumi.ResourceOption{onDocker}, dashboards: o.dashboards,
 		Runtime: components.Runtime{
-			Target:  cfg.Target,
-			Network: p.Network.Name,
-			Restart: cfg.Restart,
-			Health:  health,
-			Logging: cfg.Logging,
-			Labels:  map[string]string{"maricusco.stack": ctx.Stack(), "maricusco.project": ctx.Project()},
+			Target:    cfg.Target,
+			Network:   p.Network.Name,
+			Restart:   cfg.Restart,
+			Health:    health,
+			Logging:   cfg.Logging,
+			Labels:    map[string]string{"maricusco.stack": ctx.Stack(), "maricusco.project": ctx.Project()},
+			NamingKey: p.Secrets.NamingKey,
 		},
 	}
 	for _, s := range cfg.running() {

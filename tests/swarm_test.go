@@ -1,7 +1,9 @@
 package tests
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -386,4 +388,19 @@ func TestDNSRoundRobinPublishesNothing(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+func TestASwarmSecretsNameCannotConfirmAGuessedPassword(t *testing.T) {
+	const guess = "summer-Password-2026"
+	res := mustRun(t, onSwarm(t, "prod").withSecret(stacks.PostgresPasswordKey, guess))
+	_, pg := swarmFiles(t, res, container("postgres"))
+	const path = "/run/secrets/postgres_password"
+	name := pg[path].Inputs["name"].StringValue()
+	unkeyed := sha256.Sum256([]byte(path + "\x00" + guess))
+	assert.NotContains(t, name, hex.EncodeToString(unkeyed[:])[:12], "the hash in %s is keyed: hashing a guess does not reproduce it", name)
+	var generated []string
+	for _, pw := range res.OfType(passwordType) {
+		generated = append(generated, pw.Name)
+	}
+	assert.Contains(t, generated, "secrets-naming-key", "the key is a generated secret of the stack, never configured")
 }
