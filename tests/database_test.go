@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -142,6 +143,22 @@ func TestDatabaseRoles(t *testing.T) {
 		_, err = d.sql("backup", pw, databaseArg, "DELETE FROM trades")
 		assert.ErrorContains(t, err, "permission denied")
 		assert.Equal(t, "f|t", d.local(t, "postgres", databaseArg, "SELECT rolsuper, rolreplication FROM pg_roles WHERE rolname = 'backup'"))
+	})
+	t.Run("over the network only the backup role may open a replication connection", func(t *testing.T) {
+		d := newDatabase(t, res, "postgres")
+		d.roles(t)
+		replicate := func(role, password string) error {
+			_, errOut, err := d.output([]string{"PGPASSWORD=" + password, "PGCONNECT_TIMEOUT=5"}, "psql",
+				"host=127.0.0.1 port="+strconv.Itoa(d.port)+" user="+role+" dbname="+databaseArg+" replication=true", "-w", "-X", "-tAc", "IDENTIFY_SYSTEM")
+			if err != nil {
+				return fmt.Errorf("%w: %s", err, errOut)
+			}
+			return nil
+		}
+		require.NoError(t, replicate("backup", d.password(t, backupFile)), "the backup service streams WAL")
+		err := replicate("postgres", d.password(t, superFile))
+		require.Error(t, err, "the superuser, which has the REPLICATION attribute, is refused by pg_hba.conf")
+		assert.Contains(t, err.Error(), "no pg_hba.conf entry for replication connection")
 	})
 	t.Run("each password logs in after a rotation and the old one is refused", func(t *testing.T) {
 		d := newDatabase(t, res, "postgres")

@@ -133,6 +133,7 @@ func TestTheLoadBalancerSkipsAnInstanceThatCannotServe(t *testing.T) {
 				resp.Body.Close()
 				require.Equal(t, http.StatusOK, resp.StatusCode, "request %d: %s", i, body)
 				assert.Equal(t, good+" answers 200\n", string(body))
+				assert.Equal(t, "nginx", resp.Header.Get("Server"), "no version is shown to clients")
 			}
 			assert.EqualValues(t, 20, goodHits.Load())
 			if badHits != nil {
