@@ -225,3 +225,17 @@ func TestASecretSetWithoutSecretIsRefusedBeforeAnythingIsWritten(t *testing.T) {
 		})
 	}
 }
+
+func TestPreviewAndUpReadTheEngineFirstOnOneEngine(t *testing.T) {
+	// A container removed by hand is only seen, and so recreated, when up refreshes first.
+	for _, action := range []string{"preview", "up"} {
+		out, code, calls := deployRecorded(t, "dev", action)
+		require.Zero(t, code, out)
+		require.True(t, ran(calls, action), "%v", calls)
+		for _, c := range calls {
+			if strings.HasPrefix(c, action+" ") {
+				assert.Contains(t, strings.Fields(c), "--refresh", c)
+			}
+		}
+	}
+}
