@@ -13,6 +13,17 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// combinedOutput runs cmd and returns its output and exit status; failing to start it fails t.
+func combinedOutput(t *testing.T, cmd *exec.Cmd) (string, int) {
+	t.Helper()
+	out, err := cmd.CombinedOutput()
+	if exit, ok := err.(*exec.ExitError); ok {
+		return string(out), exit.ExitCode()
+	}
+	require.NoError(t, err)
+	return string(out), 0
+}
+
 // deployInCI runs deploy.sh as a CI job would (CI=true), with env on top of a clean environment
 // and a fake pulumi CLI that records that it was called.
 func deployInCI(t *testing.T, env ...string) (string, int, bool) {
@@ -24,15 +35,9 @@ func deployInCI(t *testing.T, env ...string) (string, int, bool) {
 	cmd := exec.Command("./deploy.sh", "dev", "config")
 	cmd.Dir = repoRoot
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "CI=true", "PULUMI_CONFIG_PASSPHRASE=x", "PULUMI=" + fake}, env...)
-	out, err := cmd.CombinedOutput()
-	code := 0
-	if exit, ok := err.(*exec.ExitError); ok {
-		code = exit.ExitCode()
-	} else {
-		require.NoError(t, err)
-	}
+	out, code := combinedOutput(t, cmd)
 	_, statErr := os.Stat(called)
-	return string(out), code, statErr == nil
+	return out, code, statErr == nil
 }
 
 func TestInCIAnEmptyBackendOrDockerHostFailsBeforePulumiRuns(t *testing.T) {
@@ -137,15 +142,9 @@ exit 0
 	cmd := exec.Command("./deploy.sh", args...)
 	cmd.Dir = repoRoot
 	cmd.Env = append(os.Environ(), "PULUMI_CONFIG_PASSPHRASE=x", "PULUMI="+fake, "PULUMI_BACKEND_URL=file://"+dir, "CI=")
-	out, err := cmd.CombinedOutput()
-	code := 0
-	if exit, ok := err.(*exec.ExitError); ok {
-		code = exit.ExitCode()
-	} else {
-		require.NoError(t, err)
-	}
+	out, code := combinedOutput(t, cmd)
 	calls, _ := os.ReadFile(log)
-	return string(out), code, strings.Split(strings.TrimSpace(string(calls)), "\n")
+	return out, code, strings.Split(strings.TrimSpace(string(calls)), "\n")
 }
 
 // ran tells whether pulumi was called for action (destroy), and with sub (set) when given.
