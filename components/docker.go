@@ -114,6 +114,9 @@ func (DockerEngine) TasksDNS(host string) string { return host }
 // WorkloadNoun implements Target.
 func (DockerEngine) WorkloadNoun() string { return "container" }
 
+// NamesFilesByContent implements Target: a container receives its files under fixed paths.
+func (DockerEngine) NamesFilesByContent() bool { return false }
+
 func (DockerEngine) image(ctx *pulumi.Context, name, ref string, opts ...pulumi.ResourceOption) (pulumi.StringInput, error) {
 	img, err := PullImage(ctx, name, ref, opts...)
 	if err != nil {

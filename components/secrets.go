@@ -14,6 +14,8 @@ type SecretsArgs struct {
 	PostgresBackupPassword    string
 	RedisPassword             string
 	GrafanaAdminPassword      string
+	// NamingKey asks for a generated key for the target's content-named files.
+	NamingKey bool
 }
 
 // Secrets are the platform's credentials, always secret outputs. A generated one lives in the
@@ -29,8 +31,9 @@ type Secrets struct {
 	PostgresBackupPassword pulumi.StringOutput
 	RedisPassword          pulumi.StringOutput
 	GrafanaAdminPassword   pulumi.StringOutput
-	// NamingKey keys the hashes in swarm configs' and secrets' names; it is never configured.
-	NamingKey pulumi.StringOutput
+	// NamingKey keys the hashes in swarm configs' and secrets' names; it is never configured,
+	// and only generated when asked for.
+	NamingKey pulumi.StringInput
 }
 
 // NewSecrets declares the credentials.
@@ -55,8 +58,12 @@ func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pul
 			return nil, fmt.Errorf("secrets: %w", err)
 		}
 	}
-	if s.NamingKey, err = secretOrGenerated(ctx, s, name+"-naming-key", ""); err != nil {
-		return nil, fmt.Errorf("secrets: %w", err)
+	if args.NamingKey {
+		key, err := secretOrGenerated(ctx, s, name+"-naming-key", "")
+		if err != nil {
+			return nil, fmt.Errorf("secrets: %w", err)
+		}
+		s.NamingKey = key
 	}
 	if err := ctx.RegisterResourceOutputs(s, pulumi.Map{}); err != nil {
 		return nil, fmt.Errorf("secrets: %w", err)

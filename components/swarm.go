@@ -167,6 +167,10 @@ func (Swarm) TasksDNS(host string) string { return "tasks." + host }
 // WorkloadNoun implements Target.
 func (Swarm) WorkloadNoun() string { return "service" }
 
+// NamesFilesByContent implements Target: configs and secrets are immutable, so each content is
+// a new object under a new name.
+func (Swarm) NamesFilesByContent() bool { return true }
+
 // image is the reference itself: each node pulls it where a task lands.
 func (Swarm) image(_ *pulumi.Context, _, ref string, _ ...pulumi.ResourceOption) (pulumi.StringInput, error) {
 	return pulumi.String(ref), nil

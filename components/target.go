@@ -38,6 +38,9 @@ type Target interface {
 	TasksDNS(host string) string
 	// WorkloadNoun is what a workload is on this target (container, service), for names.
 	WorkloadNoun() string
+	// NamesFilesByContent tells whether the target names each file it delivers after a keyed
+	// hash of its content (swarm configs and secrets), so that the stack needs a naming key.
+	NamesFilesByContent() bool
 
 	image(ctx *pulumi.Context, name, ref string, opts ...pulumi.ResourceOption) (pulumi.StringInput, error)
 	network(ctx *pulumi.Context, name, dockerName string, opts ...pulumi.ResourceOption) (*docker.Network, error)

@@ -120,6 +120,7 @@ func (c *Config) secretsArgs() *components.SecretsArgs {
 		PostgresBackupPassword:    c.Secrets[PostgresBackupPasswordKey],
 		RedisPassword:             c.Secrets[RedisPasswordKey],
 		GrafanaAdminPassword:      c.Secrets[GrafanaAdminPasswordKey],
+		NamingKey:                 c.Target.NamesFilesByContent(),
 	}
 }
 

@@ -469,7 +469,7 @@ func TestGeneratedSecretsAreSecretAndDeliveredAsFiles(t *testing.T) {
 		for _, pw := range res.OfType(passwordType) {
 			generated[pw.Name] = true
 		}
-		assert.Equal(t, map[string]bool{"secrets-naming-key": true, "secrets-postgres-password": true, "secrets-postgres-superuser-password": true, "secrets-postgres-backup-password": true,
+		assert.Equal(t, map[string]bool{"secrets-postgres-password": true, "secrets-postgres-superuser-password": true, "secrets-postgres-backup-password": true,
 			"secrets-redis-password": true, "secrets-grafana-admin-password": true}, generated, "a secret the stack does not set is generated")
 		checkSecretFile(t, res, container("postgres"), "POSTGRES_PASSWORD_FILE", "generated-secrets-postgres-superuser-password")
 		checkSecretFile(t, res, container("postgres"), "MARICUSCO_APP_PASSWORD_FILE", "generated-secrets-postgres-password")
@@ -497,7 +497,7 @@ func TestConfiguredSecretsReplaceGeneratedOnes(t *testing.T) {
 	for _, pw := range res.OfType(passwordType) {
 		generated = append(generated, pw.Name)
 	}
-	assert.Equal(t, []string{"secrets-naming-key", "secrets-postgres-backup-password", "secrets-postgres-superuser-password", "secrets-redis-password"}, generated)
+	assert.Equal(t, []string{"secrets-postgres-backup-password", "secrets-postgres-superuser-password", "secrets-redis-password"}, generated)
 	checkSecretFile(t, res, container("postgres"), "MARICUSCO_APP_PASSWORD_FILE", "pg-Secret-from-config-1")
 	checkSecretFile(t, res, container("grafana"), "GF_SECURITY_ADMIN_PASSWORD__FILE", "graf-Secret-from-config-2")
 	assertNoPlainSecret(t, res, "pg-Secret-from-config-1")
