@@ -322,6 +322,23 @@ func TestHealthchecksAreTheSeedsWithAFastStartPhase(t *testing.T) {
 	})
 }
 
+func TestConfiguredHealthcheckTimingReachesEveryWorkload(t *testing.T) {
+	timing := func(sc StackConfig) StackConfig {
+		return sc.with("healthcheckInterval", "10s").with("healthcheckTimeout", "3s").with("healthcheckRetries", "5").
+			with("healthcheckStartPeriod", "20s").with("healthcheckStartInterval", "1s")
+	}
+	for name, c := range mustRun(t, timing(loadStack(t, "prod"))).Containers() {
+		hc := c.Inputs["healthcheck"].ObjectValue()
+		assert.Equal(t, []any{"10s", "3s", 5.0, "20s", "1s"},
+			[]any{str(hc["interval"]), str(hc["timeout"]), hc["retries"].NumberValue(), str(hc["startPeriod"]), str(hc["startInterval"])}, name)
+	}
+	for name, s := range mustRun(t, timing(onSwarm(t, "prod"))).Services() {
+		hc := obj(s.Inputs["taskSpec"], "containerSpec", "healthcheck")
+		assert.Equal(t, []any{"10s", "3s", 5.0, "20s"},
+			[]any{str(obj(hc, "interval")), str(obj(hc, "timeout")), obj(hc, "retries").NumberValue(), str(obj(hc, "startPeriod"))}, name)
+	}
+}
+
 func TestTheStartIntervalIsSentOnlyToEnginesThatTakeIt(t *testing.T) {
 	dev := loadStack(t, "dev")
 	engine := func(api string) stacks.Option {
