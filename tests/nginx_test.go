@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,7 +92,19 @@ func runNginx(t *testing.T, config string, dnsPort, appPort int) string {
 	require.NoError(t, os.WriteFile(path, []byte(config), 0o644))
 	cmd := exec.Command(tool(t, "nginx", "nginx"), "-p", dir, "-c", path, "-g", "daemon off;")
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() {
+		// SIGTERM is nginx's fast shutdown: the master stops its workers, which a killed master
+		// would leave running.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	require.Eventually(t, func() bool {
 		resp, err := http.Get(url + "/health")
