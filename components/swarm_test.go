@@ -162,3 +162,12 @@ func TestDurationsAreWrittenAsTheProviderReadsServicesBack(t *testing.T) {
 		assert.Equal(t, want, shortDuration(d))
 	}
 }
+
+func TestAContentTagChangesWithTheContentAndTheKeyOnly(t *testing.T) {
+	tag := contentTag("key-1", "/run/secrets/p", "secret")
+	assert.Regexp(t, `^[0-9a-f]{12}$`, tag)
+	assert.Equal(t, tag, contentTag("key-1", "/run/secrets/p", "secret"), "the same file keeps its name")
+	assert.NotEqual(t, tag, contentTag("key-1", "/run/secrets/p", "secret2"), "a new content is a new name")
+	assert.NotEqual(t, tag, contentTag("key-1", "/run/secrets/q", "secret"), "so is another path")
+	assert.NotEqual(t, tag, contentTag("key-2", "/run/secrets/p", "secret"), "another stack's key names it otherwise")
+}
