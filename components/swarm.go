@@ -86,13 +86,10 @@ func (Swarm) Prepare(p Plan, e Engine, _ func(string)) (HealthTiming, error) {
 // `up` would wait for it until healthyTimeout; the stateful services need a data node with room
 // for all of them, and a stateless one a task more than it runs while it rolls (start-first).
 func checkSwarmFits(services []PlannedService, nodes []SwarmNode) error {
-	var data *SwarmNode
+	data := dataNode(nodes)
 	var offered capacity
-	for i, n := range nodes {
+	for _, n := range nodes {
 		offered = offered.plus(n.CPUs, n.Memory, 1)
-		if n.Data && (data == nil || n.CPUs > data.CPUs) {
-			data = &nodes[i]
-		}
 	}
 	var stateful []string
 	var pinned, all capacity
@@ -122,14 +119,26 @@ func checkSwarmFits(services []PlannedService, nodes []SwarmNode) error {
 	return nil
 }
 
+// dataNode is the node the stateful services run on: the labelled one with the most CPUs, or nil.
+func dataNode(nodes []SwarmNode) *SwarmNode {
+	var data *SwarmNode
+	for i, n := range nodes {
+		if n.Data && (data == nil || n.CPUs > data.CPUs) {
+			data = &nodes[i]
+		}
+	}
+	return data
+}
+
 // swarmLimitsBeyond names each limit no node a task may land on can give: a stateful service's
-// on the data node, another's on the largest node.
+// on the data node, another's on the largest node. It runs after checkSwarmFits, which refuses
+// a swarm without a data node.
 func swarmLimitsBeyond(services []PlannedService, nodes []SwarmNode) []Problem {
 	var data, largest Machine
+	if n := dataNode(nodes); n != nil {
+		data = Machine{n.CPUs, n.Memory}
+	}
 	for _, n := range nodes {
-		if n.Data && n.CPUs > data.CPUs {
-			data = Machine{n.CPUs, n.Memory}
-		}
 		largest.CPUs, largest.Memory = max(largest.CPUs, n.CPUs), max(largest.Memory, n.Memory)
 	}
 	var out []Problem

@@ -67,24 +67,26 @@ func TestInCIAnEmptyBackendOrDockerHostFailsBeforePulumiRuns(t *testing.T) {
 	})
 }
 
-// fakePulumi is a pulumi CLI that answers deploy.sh's and cmd/recover's calls, and prints preview
-// as a preview's output with exit status previewExit.
-func fakePulumi(t *testing.T, preview string, previewExit int) string {
+// fakePulumi is a pulumi CLI that records each call in calls, answers deploy.sh's and
+// cmd/recover's questions (the stack is protected), and prints preview as a preview's output
+// with exit status previewExit.
+func fakePulumi(t *testing.T, preview string, previewExit int) (cli, calls string) {
 	t.Helper()
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "preview.json"), []byte(preview), 0o644))
+	calls = filepath.Join(dir, "calls")
 	script := fmt.Sprintf(`#!/bin/sh
-case "$1 $2" in
-  "stack select") exit 0 ;;
-  "stack export") echo '{"version":3,"deployment":{}}'; exit 0 ;;
+echo "$*" >>%q
+case "$1 $2 $3" in
+  "config get protect") echo true ;;
+  "stack export "*) echo '{"version":3,"deployment":{}}' ;;
+  preview*) cat %q; exit %d ;;
 esac
-[ "$1" = preview ] || exit 64
-cat %q
-exit %d
-`, filepath.Join(dir, "preview.json"), previewExit)
-	path := filepath.Join(dir, "pulumi")
-	require.NoError(t, os.WriteFile(path, []byte(script), 0o755))
-	return path
+exit 0
+`, calls, filepath.Join(dir, "preview.json"), previewExit)
+	cli = filepath.Join(dir, "pulumi")
+	require.NoError(t, os.WriteFile(cli, []byte(script), 0o755))
+	return cli, calls
 }
 
 func TestTheDriftCheckTellsDriftFromFailure(t *testing.T) {
@@ -106,15 +108,11 @@ func TestTheDriftCheckTellsDriftFromFailure(t *testing.T) {
 			report := filepath.Join(t.TempDir(), "report")
 			cmd := exec.Command("scripts/drift.sh", "dev", report)
 			cmd.Dir = repoRoot
-			cmd.Env = append(os.Environ(), "PULUMI_CONFIG_PASSPHRASE=x", "PULUMI="+fakePulumi(t, tc.preview, tc.exit),
-				"PULUMI_BACKEND_URL=file://"+t.TempDir(), "CI=")
-			out, err := cmd.CombinedOutput()
-			code := 0
-			if exit, ok := err.(*exec.ExitError); ok {
-				code = exit.ExitCode()
-			}
+			cli, _ := fakePulumi(t, tc.preview, tc.exit)
+			cmd.Env = append(os.Environ(), "PULUMI_CONFIG_PASSPHRASE=x", "PULUMI="+cli, "PULUMI_BACKEND_URL=file://"+t.TempDir(), "CI=")
+			out, code := combinedOutput(t, cmd)
 			assert.Equal(t, tc.want, code, "%s", out)
-			assert.Contains(t, string(out), tc.says)
+			assert.Contains(t, out, tc.says)
 			if tc.want == 1 {
 				written, err := os.ReadFile(report)
 				require.NoError(t, err)
@@ -124,24 +122,14 @@ func TestTheDriftCheckTellsDriftFromFailure(t *testing.T) {
 	}
 }
 
-// deployRecorded runs deploy.sh with args on a fake pulumi CLI that records each call and says
-// the stack is protected; it returns the output, exit status and the calls pulumi received.
+// deployRecorded runs deploy.sh with args on fakePulumi, with an empty preview; it returns the
+// output, exit status and the calls pulumi received.
 func deployRecorded(t *testing.T, args ...string) (string, int, []string) {
 	t.Helper()
-	dir := t.TempDir()
-	log := filepath.Join(dir, "calls")
-	fake := filepath.Join(dir, "pulumi")
-	require.NoError(t, os.WriteFile(fake, []byte(`#!/bin/sh
-echo "$*" >>`+log+`
-case "$1 $2 $3" in
-  "config get protect") echo true ;;
-  "stack export "*) echo '{"version":3,"deployment":{}}' ;;
-esac
-exit 0
-`), 0o755))
+	cli, log := fakePulumi(t, "", 0)
 	cmd := exec.Command("./deploy.sh", args...)
 	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "PULUMI_CONFIG_PASSPHRASE=x", "PULUMI="+fake, "PULUMI_BACKEND_URL=file://"+dir, "CI=")
+	cmd.Env = append(os.Environ(), "PULUMI_CONFIG_PASSPHRASE=x", "PULUMI="+cli, "PULUMI_BACKEND_URL=file://"+t.TempDir(), "CI=")
 	out, code := combinedOutput(t, cmd)
 	calls, _ := os.ReadFile(log)
 	return out, code, strings.Split(strings.TrimSpace(string(calls)), "\n")
