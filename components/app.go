@@ -41,6 +41,10 @@ type AppArgs struct {
 	Replicas int
 	// LoadBalancer configures the load balancer in front of several instances.
 	LoadBalancer ServiceArgs
+	// Serving tells whether the app's front answers now. When nothing answers (a first deploy),
+	// there is nothing to keep up: the instances start side by side and the load balancer
+	// beside them, instead of one at a time behind each other.
+	Serving bool
 }
 
 // App is the Maricusco FastAPI application: one container, several instances behind nginx, or
@@ -56,6 +60,13 @@ type App struct {
 	Front Workload
 	// LoadBalanced tells whether Front is the load balancer.
 	LoadBalanced bool
+}
+
+// FrontNames are the Docker names of the containers that can answer on the app's port on one
+// engine: the one instance, or the load balancer in front of several.
+func FrontNames(prefix string) []string {
+	a := ServiceArgs{Prefix: prefix}
+	return []string{a.ContainerName("app"), a.ContainerName("lb")}
 }
 
 // front names the workload that publishes the app's port, whichever it is: the one instance, or
@@ -164,13 +175,14 @@ func (app *App) WorkloadNames() map[string]pulumi.Input {
 // DataVolume implements Deployed: the app keeps no data.
 func (app *App) DataVolume() *docker.Volume { return nil }
 
-// Ready implements Deployed: the front, once every instance behind it is healthy.
+// Ready implements Deployed: the front.
 func (app *App) Ready() pulumi.Resource { return app.Front.Resource }
 
 // loadBalanced declares several instances behind nginx, on one engine. Instances publish
-// nothing: the load balancer does. Each waits for the one before it, so a change replaces them
-// one at a time (each deleted, then recreated and healthy, before the next goes) while the
-// others serve; their fixed names cannot collide.
+// nothing: the load balancer does. While the app serves, each instance waits for the one before
+// it, so a change replaces them one at a time (each deleted, then recreated and healthy, before
+// the next goes) while the others serve, and the load balancer takes the port once every instance
+// is healthy; their fixed names cannot collide. When nothing serves, none waits for another.
 func (app *App) loadBalanced(ctx *pulumi.Context, name string, args *AppArgs, spec ContainerSpec) error {
 	spec.Ports = nil
 	after := args.After
@@ -184,7 +196,13 @@ func (app *App) loadBalanced(ctx *pulumi.Context, name string, args *AppArgs, sp
 			return err
 		}
 		app.Instances = append(app.Instances, w)
-		after = []pulumi.Resource{w.Resource}
+		if args.Serving {
+			after = []pulumi.Resource{w.Resource}
+		}
+	}
+	if !args.Serving {
+		// nginx resolves the instances at request time, so it can start before them.
+		after = nil
 	}
 	lbImage, err := args.Runtime.Target.image(ctx, name+"-lb-image", args.LoadBalancer.Image, pulumi.Parent(app), renamedFrom("lb-image"))
 	if err != nil {
@@ -194,7 +212,6 @@ func (app *App) loadBalanced(ctx *pulumi.Context, name string, args *AppArgs, sp
 	if err != nil {
 		return err
 	}
-	// The load balancer takes the port once every instance is healthy.
 	lb.After, app.LoadBalanced = after, true
 	app.Front, err = NewWorkload(ctx, front(name), args.Runtime, lb, pulumi.Parent(app))
 	return err

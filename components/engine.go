@@ -16,6 +16,18 @@ type Engine interface {
 	Machine(host string) (Machine, error)
 	// SwarmNodes are the swarm's ready nodes, or why the engine cannot take the swarm target.
 	SwarmNodes(host string) ([]SwarmNode, error)
+	// Running tells whether a container of that name runs on the engine.
+	Running(host, name string) (bool, error)
+	// Network is the network the engine holds under name, if it holds one.
+	Network(host, name string) (network NetworkState, found bool, err error)
+}
+
+// NetworkState is what an engine reports of an existing network.
+type NetworkState struct {
+	// Driver is bridge, overlay, ...
+	Driver string
+	// Options are the driver's options, those the engine chose among them.
+	Options map[string]string
 }
 
 // Machine is what one host offers its containers: CPUs and memory.

@@ -12,6 +12,9 @@ import (
 // GrafanaPort is Grafana's port on the platform network.
 const GrafanaPort = 3000
 
+// GrafanaUID is the user the Grafana image runs as (grafana/grafana's Dockerfile: GF_UID 472).
+const GrafanaUID = "472"
+
 // GrafanaHost is Grafana's DNS name on the platform network.
 const GrafanaHost = "grafana"
 
@@ -55,7 +58,8 @@ func NewGrafana(ctx *pulumi.Context, name string, args *GrafanaArgs, opts ...pul
 	svc, err := newService(ctx, name, g, args.ServiceArgs, ServiceDecl{Type: "maricusco:components:Grafana", Service: "grafana", Spec: ContainerSpec{
 		Aliases: []string{GrafanaHost},
 		// The image's /run.sh, wrapped so that a rotated admin password reaches Grafana's database.
-		Entrypoint: []string{"/bin/sh", wrapper.Path()},
+		Entrypoint:   []string{"/bin/sh", wrapper.Path()},
+		SecretReader: GrafanaUID,
 		Env: plainEnv(map[string]string{
 			"GF_SECURITY_ADMIN_USER":           args.AdminUser,
 			"GF_SECURITY_ADMIN_PASSWORD__FILE": password.Path(),

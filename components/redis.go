@@ -1,6 +1,7 @@
 package components
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -31,14 +32,21 @@ type Redis struct {
 // NewRedis declares the Redis service.
 func NewRedis(ctx *pulumi.Context, name string, args *RedisArgs, opts ...pulumi.ResourceOption) (*Redis, error) {
 	r := &Redis{}
+	entrypoint, err := asset("redis-entrypoint.sh")
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	wrapper := File{Name: "redis-entrypoint.sh", Content: pulumi.String(entrypoint)}
 	password := RedisPasswordFile.With(args.Password)
 	// The password sits in a config file, not on the command line where `docker inspect` would show it.
 	conf := File{Name: "redis.conf", Secret: true, Content: pulumi.Sprintf("requirepass %q\nappendonly yes\ndir /data\n", args.Password)}
 	svc, err := newService(ctx, name, r, args.ServiceArgs, ServiceDecl{Type: "maricusco:components:Redis", Service: "redis", Spec: ContainerSpec{
 		Aliases: []string{RedisHost},
-		Command: []string{"redis-server", conf.Path()},
-		Files:   []File{conf, password},
-		Ports:   args.ports(RedisPort),
+		// The image's entrypoint, wrapped so that the redis user reads a config of its own.
+		Entrypoint: []string{"/bin/sh", wrapper.Path()},
+		Command:    []string{conf.Path()},
+		Files:      []File{wrapper, conf, password},
+		Ports:      args.ports(RedisPort),
 		// REDISCLI_AUTH keeps the password off the command line; redis-cli exits 0 on NOAUTH, so look for PONG.
 		HealthCheck:   []string{"CMD-SHELL", `REDISCLI_AUTH="$(cat ` + password.Path() + `)" redis-cli -h 127.0.0.1 -p ` + strconv.Itoa(RedisPort) + ` ping | grep -q PONG`},
 		WritablePaths: []string{"/tmp"},

@@ -1,6 +1,7 @@
 package components
 
 import (
+	"strings"
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -95,6 +96,19 @@ func (f File) Path() string {
 	return FilesDir + "/" + f.Name
 }
 
+// secretOwner is the uid that owns the spec's secret files where the target can say.
+func (s ContainerSpec) secretOwner() string {
+	switch {
+	case s.SecretReader != "":
+		return s.SecretReader
+	case s.User != "":
+		uid, _, _ := strings.Cut(s.User, ":")
+		return uid
+	default:
+		return "0"
+	}
+}
+
 // ContainerSpec is what one service states about its workload; its target adds what every
 // workload shares and turns it into Docker objects.
 type ContainerSpec struct {
@@ -110,6 +124,10 @@ type ContainerSpec struct {
 	Command []string
 	// User runs the main process as this user (empty: the image's user).
 	User string
+	// SecretReader is the uid that reads the secret files when it is neither User nor root: the
+	// image's own user. Where the target can give a file an owner, each secret file is that
+	// reader's alone (0400).
+	SecretReader string
 	// Env is the environment, by variable name; a secret value stays secret in the state.
 	Env map[string]pulumi.StringInput
 	// Ports are published on the Docker host.

@@ -2,6 +2,8 @@ package components
 
 import (
 	"fmt"
+	"hash/fnv"
+	"strconv"
 	"strings"
 
 	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
@@ -19,6 +21,9 @@ type Swarm struct {
 	// the routing mesh for published ports) or dnsrr (one DNS record per task, nothing published),
 	// for hosts whose kernel has no IPVS.
 	EndpointMode string
+	// Encrypted overlays carry the services' traffic between nodes in IPsec (ESP), at a cost in
+	// throughput and latency (docs/cluster.md).
+	Encrypted bool
 }
 
 // Endpoint modes of a swarm service.
@@ -30,9 +35,9 @@ const (
 func newSwarm(o TargetOptions) (Target, []Problem) {
 	switch o.SwarmEndpointMode {
 	case EndpointVIP, EndpointDNSRR:
-		return Swarm{EndpointMode: o.SwarmEndpointMode}, nil
+		return Swarm{EndpointMode: o.SwarmEndpointMode, Encrypted: o.SwarmOverlayEncrypted}, nil
 	default:
-		return Swarm{EndpointMode: EndpointVIP}, []Problem{{"swarmEndpointMode", fmt.Sprintf("%q is not an endpoint mode; use vip or dnsrr", o.SwarmEndpointMode)}}
+		return Swarm{EndpointMode: EndpointVIP, Encrypted: o.SwarmOverlayEncrypted}, []Problem{{"swarmEndpointMode", fmt.Sprintf("%q is not an endpoint mode; use vip or dnsrr", o.SwarmEndpointMode)}}
 	}
 }
 
@@ -63,7 +68,7 @@ func (s Swarm) Check(p Plan) []Problem {
 // the services reserve. The docker provider gives a service's healthcheck no start interval
 // (kreuzwerker v3.8.0, resource_docker_service.go, healthcheck block), so a task is known healthy
 // after one interval.
-func (Swarm) Prepare(p Plan, e Engine, _ func(string)) (HealthTiming, error) {
+func (s Swarm) Prepare(p Plan, e Engine, _ func(string)) (HealthTiming, error) {
 	health := p.Health
 	health.StartInterval = 0
 	nodes, err := e.SwarmNodes(p.Host)
@@ -74,6 +79,9 @@ func (Swarm) Prepare(p Plan, e Engine, _ func(string)) (HealthTiming, error) {
 		if problems := swarmLimitsBeyond(p.Services, nodes); len(problems) > 0 {
 			err = &UnfitError{Namespace: p.Namespace, Where: "the nodes of the swarm at " + p.Host, Problems: problems}
 		}
+	}
+	if err == nil {
+		err = s.checkNetworkKept(p, e)
 	}
 	if err != nil {
 		return health, fmt.Errorf("docker swarm: %w", err)
@@ -190,11 +198,58 @@ func (Swarm) volume(ctx *pulumi.Context, name, dockerName string, policy VolumeP
 	return localVolume(ctx, name, dockerName, policy, opts...)
 }
 
-func (Swarm) network(ctx *pulumi.Context, name, dockerName string, opts ...pulumi.ResourceOption) (*docker.Network, error) {
+func (s Swarm) network(ctx *pulumi.Context, name, dockerName string, opts ...pulumi.ResourceOption) (*docker.Network, error) {
 	// Attachable, so a one-off container (a psql, a restore) can join the services' network.
-	return docker.NewNetwork(ctx, name, &docker.NetworkArgs{
+	args := &docker.NetworkArgs{
 		Name:       pulumi.String(dockerName),
 		Driver:     pulumi.String("overlay"),
 		Attachable: pulumi.Bool(true),
-	}, append(opts, pulumi.DeleteBeforeReplace(true))...)
+	}
+	if s.Encrypted {
+		args.Options = pulumi.ToStringMap(encryptedOverlayOptions(dockerName))
+	}
+	return docker.NewNetwork(ctx, name, args, append(opts, pulumi.DeleteBeforeReplace(true))...)
+}
+
+// vxlanOption is the overlay driver's option that names the network's VXLAN id.
+const vxlanOption = "com.docker.network.driver.overlay.vxlanid_list"
+
+// encryptedOverlayOptions are an encrypted overlay's driver options, its VXLAN id among them. The
+// provider reads back every option Docker keeps, and the swarm adds the VXLAN id it chose to any
+// network that names none; since options are ForceNew (kreuzwerker v3.8.0,
+// resource_docker_network.go), a network whose program omits it would be replaced on every up.
+// The id is derived from the network's name, inside the range the swarm allocates from
+// (libnetwork's overlay manager: 4096 to 2^24-1).
+func encryptedOverlayOptions(dockerName string) map[string]string {
+	const first, last = 4096, 1<<24 - 1
+	h := fnv.New32a()
+	h.Write([]byte(dockerName))
+	return map[string]string{"encrypted": "", vxlanOption: strconv.FormatUint(uint64(first+h.Sum32()%(last-first+1)), 10)}
+}
+
+// checkNetworkKept refuses a plan that would replace the stack's overlay network: Docker neither
+// encrypts a network in place nor deletes one that services are attached to. A bridge left by the
+// docker target is no such network: it goes first, with the containers on it.
+func (s Swarm) checkNetworkKept(p Plan, e Engine) error {
+	existing, found, err := e.Network(p.Host, p.Network)
+	if err != nil {
+		return fmt.Errorf("cannot inspect the network %s: %w", p.Network, err)
+	}
+	if !found || existing.Driver != "overlay" {
+		return nil
+	}
+	_, encrypted := existing.Options["encrypted"]
+	const downtime = "with the services down: lift protect, `destroy` (the volumes stay), %s`up` (docs/cluster.md)"
+	var problem, fix string
+	switch {
+	case encrypted != s.Encrypted:
+		problem = fmt.Sprintf("is %t, but the overlay network %s is %s", s.Encrypted, p.Network, map[bool]string{true: "encrypted", false: "not encrypted"}[encrypted])
+		fix = fmt.Sprintf("keep the network as it is with `config set swarmOverlayEncrypted %t`, or switch "+downtime, encrypted, "set the key, ")
+	case encrypted && existing.Options[vxlanOption] != encryptedOverlayOptions(p.Network)[vxlanOption]:
+		problem = fmt.Sprintf("is true, but the encrypted overlay network %s has VXLAN id %s, not the %s this program gives it", p.Network, existing.Options[vxlanOption], encryptedOverlayOptions(p.Network)[vxlanOption])
+		fix = "remove the network it did not make " + fmt.Sprintf(downtime, "`docker network rm "+p.Network+"`, ")
+	default:
+		return nil
+	}
+	return fmt.Errorf("%s:swarmOverlayEncrypted %s; Docker cannot change a network in place nor delete one services are attached to, so nothing was deployed: %s", p.Namespace, problem, fix)
 }

@@ -29,7 +29,7 @@ type swarmFiles struct {
 // content: a new content is a new object, the service rolls onto it, and the old one goes. The
 // hash is keyed with the stack's naming key: an unkeyed one would let whoever reads
 // `docker secret ls` or the state confirm a guessed password offline.
-func (m *swarmFiles) add(ctx *pulumi.Context, name, service string, f File, key pulumi.StringInput, opts []pulumi.ResourceOption) (pulumi.Resource, error) {
+func (m *swarmFiles) add(ctx *pulumi.Context, name, service string, f File, owner string, key pulumi.StringInput, opts []pulumi.ResourceOption) (pulumi.Resource, error) {
 	if key == nil {
 		return nil, fmt.Errorf("%s: no naming key for its configs and secrets", service)
 	}
@@ -45,7 +45,8 @@ func (m *swarmFiles) add(ctx *pulumi.Context, name, service string, f File, key 
 	data := f.Content.ToStringOutput().ApplyT(func(content string) string {
 		return base64.StdEncoding.EncodeToString([]byte(content))
 	}).(pulumi.StringOutput)
-	const readOnly = 0o444
+	// A config is for anyone in the container to read; a secret is its reader's alone.
+	const readOnly, ownerOnly = 0o444, 0o400
 	// The bridge asks to delete an explicitly named object before creating its replacement
 	// (pulumi-terraform-bridge v3.116.0, tfbridge/schema.go, nameRequiresDeleteBeforeReplace),
 	// and Docker refuses to delete a secret a service mounts: the new object comes first, the
@@ -58,7 +59,7 @@ func (m *swarmFiles) add(ctx *pulumi.Context, name, service string, f File, key 
 		}
 		m.secrets = append(m.secrets, docker.ServiceTaskSpecContainerSpecSecretArgs{
 			SecretId: s.ID(), SecretName: s.Name, FileName: pulumi.String(f.Path()),
-			FileMode: pulumi.Int(readOnly), FileUid: pulumi.String("0"), FileGid: pulumi.String("0"),
+			FileMode: pulumi.Int(ownerOnly), FileUid: pulumi.String(owner), FileGid: pulumi.String("0"),
 		})
 		return s, nil
 	}

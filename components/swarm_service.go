@@ -13,7 +13,7 @@ func (s Swarm) workload(ctx *pulumi.Context, name string, rt Runtime, spec Conta
 	var files swarmFiles
 	var deps []pulumi.Resource
 	for _, f := range spec.Files {
-		dep, err := files.add(ctx, name, spec.Name, f, rt.NamingKey, opts)
+		dep, err := files.add(ctx, name, spec.Name, f, spec.secretOwner(), rt.NamingKey, opts)
 		if err != nil {
 			return Workload{}, err
 		}

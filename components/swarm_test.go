@@ -2,7 +2,9 @@ package components
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,10 @@ type nodes []SwarmNode
 func (n nodes) APIVersion(string) (string, error)      { return "1.45", nil }
 func (n nodes) Machine(string) (Machine, error)        { return Machine{}, errors.New("no machine: a swarm") }
 func (n nodes) SwarmNodes(string) ([]SwarmNode, error) { return n, nil }
+func (n nodes) Running(string, string) (bool, error)   { return false, nil }
+func (n nodes) Network(string, string) (NetworkState, bool, error) {
+	return NetworkState{}, false, nil
+}
 
 func service(name string, stateful bool, cpus NanoCPUs, memory UnitBytes, instances int) PlannedService {
 	return PlannedService{Name: name, Stateful: stateful, Resources: Resources{CPUReservation: cpus, MemoryReservation: memory}, Instances: instances}
@@ -63,6 +69,10 @@ func (failingEngine) Machine(string) (Machine, error) {
 	return Machine{}, errors.New("connection refused")
 }
 func (failingEngine) SwarmNodes(string) ([]SwarmNode, error) { return nil, errors.New("not a manager") }
+func (failingEngine) Running(string, string) (bool, error)   { return false, nil }
+func (failingEngine) Network(string, string) (NetworkState, bool, error) {
+	return NetworkState{}, false, errors.New("connection refused")
+}
 
 func TestAnEngineThatCannotAnswerStopsTheDeploy(t *testing.T) {
 	_, err := Swarm{}.Prepare(Plan{}, failingEngine{}, nil)
@@ -89,6 +99,10 @@ type machine Machine
 func (m machine) APIVersion(string) (string, error)      { return "1.45", nil }
 func (m machine) Machine(string) (Machine, error)        { return Machine(m), nil }
 func (m machine) SwarmNodes(string) ([]SwarmNode, error) { return nil, errors.New("no swarm") }
+func (m machine) Running(string, string) (bool, error)   { return false, nil }
+func (m machine) Network(string, string) (NetworkState, bool, error) {
+	return NetworkState{}, false, nil
+}
 
 func limited(name string, stateful bool, cpus NanoCPUs, memory UnitBytes) PlannedService {
 	return PlannedService{Name: name, Stateful: stateful, Resources: Resources{CPULimit: cpus, MemoryLimit: memory}, Instances: 1}
@@ -170,4 +184,59 @@ func TestAContentTagChangesWithTheContentAndTheKeyOnly(t *testing.T) {
 	assert.NotEqual(t, tag, contentTag("key-1", "/run/secrets/p", "secret2"), "a new content is a new name")
 	assert.NotEqual(t, tag, contentTag("key-1", "/run/secrets/q", "secret"), "so is another path")
 	assert.NotEqual(t, tag, contentTag("key-2", "/run/secrets/p", "secret"), "another stack's key names it otherwise")
+}
+
+// networkHeld is a fake swarm manager with room for anything that holds one network.
+type networkHeld struct {
+	nodes
+	state NetworkState
+}
+
+func (n networkHeld) Network(string, string) (NetworkState, bool, error) { return n.state, true, nil }
+
+func TestAnOverlayIsNeverAskedToChangeItsEncryption(t *testing.T) {
+	room := nodes{{Name: "a", Data: true, CPUs: 8e9, Memory: 8 << 30}}
+	ours := encryptedOverlayOptions("maricusco-network")
+	for _, tc := range []struct {
+		name      string
+		held      NetworkState
+		encrypted bool
+		err       string
+	}{
+		{"an encrypted overlay of ours stays encrypted", NetworkState{Driver: "overlay", Options: ours}, true, ""},
+		{"a plain overlay stays plain", NetworkState{Driver: "overlay", Options: map[string]string{vxlanOption: "4097"}}, false, ""},
+		{"a bridge of the docker target goes with its containers", NetworkState{Driver: "bridge"}, true, ""},
+		{"a plain overlay is not encrypted by an up", NetworkState{Driver: "overlay", Options: map[string]string{vxlanOption: "4097"}}, true,
+			"ns:swarmOverlayEncrypted is true, but the overlay network maricusco-network is not encrypted; Docker cannot change a network in place"},
+		{"an encrypted overlay is not made plain by an up", NetworkState{Driver: "overlay", Options: ours}, false,
+			"ns:swarmOverlayEncrypted is false, but the overlay network maricusco-network is encrypted"},
+		{"an encrypted overlay on another VXLAN id is not replaced", NetworkState{Driver: "overlay", Options: map[string]string{"encrypted": "", vxlanOption: "4097"}}, true,
+			"has VXLAN id 4097, not the"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Swarm{Encrypted: tc.encrypted}.Prepare(Plan{Namespace: "ns", Network: "maricusco-network"}, networkHeld{room, tc.held}, nil)
+			if tc.err == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.err)
+			assert.Contains(t, err.Error(), "`destroy` (the volumes stay)", "the way to switch")
+			if _, held := tc.held.Options["encrypted"]; held != tc.encrypted {
+				assert.Contains(t, err.Error(), fmt.Sprintf("config set swarmOverlayEncrypted %t", held), "the way to keep the network as it is")
+			}
+		})
+	}
+}
+
+func TestTheEncryptedOverlaysVXLANIDIsStableAndInTheSwarmsRange(t *testing.T) {
+	a, b := encryptedOverlayOptions("maricusco-network"), encryptedOverlayOptions("other-network")
+	assert.Equal(t, a, encryptedOverlayOptions("maricusco-network"), "the same on every run")
+	assert.NotEqual(t, a[vxlanOption], b[vxlanOption])
+	for _, opts := range []map[string]string{a, b} {
+		id, err := strconv.Atoi(opts[vxlanOption])
+		require.NoError(t, err)
+		assert.GreaterOrEqual(t, id, 4096)
+		assert.Less(t, id, 1<<24)
+		assert.Contains(t, opts, "encrypted")
+	}
 }

@@ -52,6 +52,8 @@ type Target interface {
 type TargetOptions struct {
 	// SwarmEndpointMode is how swarm services are reached: vip or dnsrr.
 	SwarmEndpointMode string
+	// SwarmOverlayEncrypted encrypts the swarm's overlay network (IPsec between nodes).
+	SwarmOverlayEncrypted bool
 }
 
 // targets are the registered targets: a new one is a file with its type and one entry here.
@@ -93,6 +95,8 @@ type Plan struct {
 	Namespace string
 	// Host is the Docker daemon the stack deploys to.
 	Host string
+	// Network is the Docker name of the platform network.
+	Network string
 	// APIVersion is the engine's API version as configured (empty: ask the engine).
 	APIVersion string
 	// Health is the stack's healthcheck timing.

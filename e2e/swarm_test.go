@@ -199,8 +199,8 @@ func TestSwarmLifecycle(t *testing.T) {
 			}
 			assert.Equal(t, want, p.healthyTasks(t, s), "%s has converged when up returns", s)
 		}
-		driver := e.mustDocker(t, "network", "inspect", "--format", "{{.Driver}} {{.Attachable}}", "maricusco-network")
-		assert.Equal(t, "overlay true", driver)
+		network := e.mustDocker(t, "network", "inspect", "--format", "{{.Driver}} {{.Attachable}} {{json .Options}}", "maricusco-network")
+		assert.Regexp(t, `^overlay true \{.*"encrypted":"".*\}$`, network, "an attachable overlay, encrypted by default")
 		limits := e.mustDocker(t, "service", "inspect", "--format", "{{json .Spec.TaskTemplate.Resources}}", "maricusco-postgres")
 		assert.JSONEq(t, `{"Limits":{"NanoCPUs":2000000000,"MemoryBytes":2147483648},"Reservations":{"NanoCPUs":100000000,"MemoryBytes":536870912}}`, limits)
 	}) {
@@ -211,6 +211,37 @@ func TestSwarmLifecycle(t *testing.T) {
 		changes := p.changes(t, stack)
 		assert.Empty(t, changes)
 		figure(t, label, "prod changes in the preview after `up`", len(changes))
+	})
+
+	t.Run("a live overlay is never asked to change its encryption", func(t *testing.T) {
+		p.config(t, stack, "set", "swarmOverlayEncrypted", "false")
+		out, err := p.run(stack, "preview")
+		p.config(t, stack, "rm", "swarmOverlayEncrypted")
+		require.Error(t, err, "the preview is refused:\n%s", tail(out, 10))
+		assert.Contains(t, out, "maricusco:swarmOverlayEncrypted is false, but the overlay network maricusco-network is encrypted")
+		assert.Empty(t, p.changes(t, stack), "nothing moved")
+	})
+
+	t.Run("each secret file is its reader's alone", func(t *testing.T) {
+		for _, tc := range []struct{ service, file, reader string }{
+			{"maricusco-app", "/run/secrets/postgres_password", "1000"},
+			{"maricusco-grafana", "/run/secrets/grafana_admin_password", "472"},
+			{"maricusco-postgres", "/run/secrets/postgres_superuser_password", "0"},
+			{"maricusco-redis", "/run/secrets/redis.conf", "0"},
+		} {
+			task := p.task(t, tc.service)
+			assert.Equal(t, "400 "+tc.reader, e.mustDocker(t, "exec", task, "stat", "-c", "%a %u", tc.file), tc.file)
+			_, err := e.docker("exec", "-u", tc.reader, task, "cat", tc.file)
+			assert.NoError(t, err, "%s reads %s", tc.reader, tc.file)
+			_, err = e.docker("exec", "-u", "65534", task, "cat", tc.file)
+			assert.Error(t, err, "no other user reads %s", tc.file)
+		}
+		// postgres and redis run as the users their entrypoints drop to, on copies of their own.
+		for service, file := range map[string]string{"maricusco-postgres": "/var/run/postgresql/maricusco-secrets/superuser_password", "maricusco-redis": "/tmp/maricusco-secrets.*/redis.conf"} {
+			user := strings.TrimPrefix(service, "maricusco-")
+			owner := e.mustDocker(t, "exec", "-u", user, p.task(t, service), "sh", "-c", "stat -c '%a %U' "+file)
+			assert.Equal(t, "400 "+user, owner, file)
+		}
 	})
 
 	t.Run("Prometheus finds every app replica through tasks.app", func(t *testing.T) {

@@ -152,6 +152,9 @@ type Object struct {
 	ID      string
 	Labels  map[string]string
 	Running bool
+	// Driver and Options are a network's.
+	Driver  string
+	Options map[string]string
 }
 
 // Kinds of objects Find looks up, by the API path that inspects them.
@@ -164,11 +167,13 @@ const (
 // Find inspects the object of a kind named name: found is false when the engine has none.
 func (Docker) Find(host, kind, name string) (obj Object, found bool, err error) {
 	var answer struct {
-		ID, Id string
-		Labels map[string]string
-		Config struct{ Labels map[string]string }
-		Spec   struct{ Labels map[string]string }
-		State  struct{ Running bool }
+		ID, Id  string
+		Labels  map[string]string
+		Config  struct{ Labels map[string]string }
+		Spec    struct{ Labels map[string]string }
+		State   struct{ Running bool }
+		Driver  string
+		Options map[string]string
 	}
 	cliKind := map[string]string{ContainerKind: "container", ServiceKind: "service", NetworkKind: "network"}[kind]
 	if cliKind == "" {
@@ -192,13 +197,25 @@ func (Docker) Find(host, kind, name string) (obj Object, found bool, err error) 
 	if err != nil {
 		return Object{}, false, err
 	}
-	obj = Object{ID: answer.Id + answer.ID, Labels: answer.Labels, Running: answer.State.Running}
+	obj = Object{ID: answer.Id + answer.ID, Labels: answer.Labels, Running: answer.State.Running, Driver: answer.Driver, Options: answer.Options}
 	for _, labels := range []map[string]string{answer.Config.Labels, answer.Spec.Labels} {
 		if labels != nil {
 			obj.Labels = labels
 		}
 	}
 	return obj, true, nil
+}
+
+// Running implements components.Engine.
+func (d Docker) Running(host, name string) (bool, error) {
+	obj, _, err := d.Find(host, ContainerKind, name)
+	return obj.Running, err
+}
+
+// Network implements components.Engine.
+func (d Docker) Network(host, name string) (components.NetworkState, bool, error) {
+	obj, found, err := d.Find(host, NetworkKind, name)
+	return components.NetworkState{Driver: obj.Driver, Options: obj.Options}, found, err
 }
 
 // RemoveContainer removes a container, running or not, as `docker rm -f` does.

@@ -121,3 +121,16 @@ func TestFindOnAnEngineThatDoesNotAnswerIsAnError(t *testing.T) {
 	_, _, err := Docker{}.Find("unix:///nonexistent/docker.sock", ContainerKind, "maricusco-app")
 	assert.Error(t, err)
 }
+
+func TestANetworkIsReadWithItsDriverAndOptions(t *testing.T) {
+	// As Docker 20.10 answers /networks/{name} for an encrypted overlay.
+	host := daemon(t, map[string]any{"/networks/maricusco-network": map[string]any{"Id": "n1", "Driver": "overlay", "Scope": "swarm",
+		"Options": map[string]string{"encrypted": "", "com.docker.network.driver.overlay.vxlanid_list": "4242"}}})
+	got, found, err := Docker{}.Network(host, "maricusco-network")
+	require.NoError(t, err)
+	assert.True(t, found)
+	assert.Equal(t, components.NetworkState{Driver: "overlay", Options: map[string]string{"encrypted": "", "com.docker.network.driver.overlay.vxlanid_list": "4242"}}, got)
+	_, found, err = Docker{}.Network(host, "other-network")
+	require.NoError(t, err)
+	assert.False(t, found)
+}

@@ -47,6 +47,7 @@ func declarePlatform(r *reader, c *Config, stack string) {
 	}
 	c.Orchestrator = r.str("orchestrator", string(components.OrchestratorDocker), "Where the stack runs: docker (containers on one engine) or swarm (services on a Docker Swarm cluster; docs/cluster.md).")
 	c.TargetOptions.SwarmEndpointMode = r.str("swarmEndpointMode", components.EndpointVIP, "swarm only: vip (each service one virtual IP, ports published through the routing mesh) or dnsrr (one DNS record per task, nothing published), for kernels without IPVS.")
+	c.TargetOptions.SwarmOverlayEncrypted = r.boolean("swarmOverlayEncrypted", true, "swarm only: encrypt the overlay network between nodes (IPsec); false saves its CPU and latency cost on a trusted network (docs/cluster.md). Switching moves the services to a new network.")
 	c.DockerHost = r.str("dockerHost", "", "Docker daemon to deploy to (unix://, tcp:// or ssh://user@host); empty follows DOCKER_HOST, then the local socket.")
 	c.EngineAPIVersion = r.str("dockerApiVersion", "", "Docker Engine API version of the target, e.g. 1.41; empty asks the engine. From 1.44 (Docker 25) on, healthchecks get the fast start phase.")
 	c.Prefix = r.str("namePrefix", "maricusco", "Prefix of every Docker name: containers <prefix>-<service>, volumes <prefix>_<service>_data, network <prefix>-network.")

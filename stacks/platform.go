@@ -83,7 +83,7 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 		return nil, fmt.Errorf("docker provider: %w", err)
 	}
 	onDocker := pulumi.Providers(p.Provider)
-	if p.Network, err = components.NewNetwork(ctx, "network", &components.NetworkArgs{Name: cfg.Prefix + "-network", Target: cfg.Target}, onDocker); err != nil {
+	if p.Network, err = components.NewNetwork(ctx, "network", &components.NetworkArgs{Name: cfg.networkName(), Target: cfg.Target}, onDocker); err != nil {
 		return nil, err
 	}
 	if p.Secrets, err = components.NewSecrets(ctx, "secrets", cfg.secretsArgs()); err != nil {
@@ -100,6 +100,9 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 			Labels:    map[string]string{"maricusco.stack": ctx.Stack(), "maricusco.project": ctx.Project()},
 			NamingKey: p.Secrets.NamingKey,
 		},
+	}
+	if d.appServing, err = appServing(o.engine, cfg); err != nil {
+		return nil, err
 	}
 	for _, s := range cfg.running() {
 		if s.Deploy == nil {
@@ -155,6 +158,19 @@ func WithEngineMachine(probe func(host string) (Machine, error)) Option {
 	return func(o *options) { o.engine = probes{next: o.engine, machine: probe} }
 }
 
+// NetworkState is what an engine reports of an existing network.
+type NetworkState = components.NetworkState
+
+// WithEngineNetwork asks probe, instead of the Docker engine, for the network it holds under a name.
+func WithEngineNetwork(probe func(host, name string) (NetworkState, bool, error)) Option {
+	return func(o *options) { o.engine = probes{next: o.engine, network: probe} }
+}
+
+// WithEngineRunning asks probe, instead of the Docker engine, whether a container runs.
+func WithEngineRunning(probe func(host, name string) (bool, error)) Option {
+	return func(o *options) { o.engine = probes{next: o.engine, running: probe} }
+}
+
 // WithDashboards provisions the dashboards in fsys (one JSON file each) instead of the embedded ones.
 func WithDashboards(fsys fs.FS) Option {
 	return func(o *options) { o.dashboards = fsys }
@@ -165,12 +181,34 @@ func WithServices(rows ...Service) Option {
 	return func(o *options) { o.registry = append(append([]Service{}, o.registry...), rows...) }
 }
 
+// appServing tells whether a container of the stack answers on the app's port now: the one
+// instance or the load balancer. A swarm service replicates itself and rolls with its own
+// update order, so it always counts as serving.
+func appServing(e components.Engine, cfg *Config) (bool, error) {
+	if cfg.Target.Replicates() {
+		return true, nil
+	}
+	host := DockerHost(cfg.DockerHost)
+	for _, front := range components.FrontNames(cfg.Prefix) {
+		running, err := e.Running(host, front)
+		if err != nil {
+			return false, fmt.Errorf("cannot ask %s whether %s runs: %w", host, front, err)
+		}
+		if running {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // probes answer some of an engine's questions themselves and pass the others on.
 type probes struct {
 	next    components.Engine
 	api     func(host string) (string, error)
 	machine func(host string) (Machine, error)
 	nodes   func(host string) ([]SwarmNode, error)
+	network func(host, name string) (components.NetworkState, bool, error)
+	running func(host, name string) (bool, error)
 }
 
 func (p probes) APIVersion(host string) (string, error) {
@@ -192,4 +230,18 @@ func (p probes) SwarmNodes(host string) ([]SwarmNode, error) {
 		return p.nodes(host)
 	}
 	return p.next.SwarmNodes(host)
+}
+
+func (p probes) Running(host, name string) (bool, error) {
+	if p.running != nil {
+		return p.running(host, name)
+	}
+	return p.next.Running(host, name)
+}
+
+func (p probes) Network(host, name string) (components.NetworkState, bool, error) {
+	if p.network != nil {
+		return p.network(host, name)
+	}
+	return p.next.Network(host, name)
 }

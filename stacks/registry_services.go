@@ -22,6 +22,8 @@ type Deployment struct {
 	Options []pulumi.ResourceOption
 	// dashboards replaces the embedded Grafana dashboards (nil: keep them).
 	dashboards fs.FS
+	// appServing tells whether the app's front answers now (see components.AppArgs.Serving).
+	appServing bool
 }
 
 // Args are the settings a service's component takes from the stack: its row's image, limits,
@@ -98,6 +100,7 @@ func deployApp(ctx *pulumi.Context, d *Deployment) (components.Deployed, error) 
 		RedisPassword:    d.Secrets.RedisPassword,
 		Replicas:         c.App.Replicas,
 		LoadBalancer:     lb,
+		Serving:          d.appServing,
 	}, d.Options...)
 }
 

@@ -201,6 +201,9 @@ func run(t testing.TB, sc StackConfig, opts ...stacks.Option) (*Result, error) {
 		stacks.WithEngineAPIVersion(func(string) (string, error) { return engineAPI, nil }),
 		stacks.WithEngineMachine(func(string) (stacks.Machine, error) { return roomyMachine, nil }),
 		stacks.WithSwarmNodes(func(string) ([]stacks.SwarmNode, error) { return []stacks.SwarmNode{roomyDataNode}, nil }),
+		stacks.WithEngineNetwork(func(string, string) (stacks.NetworkState, bool, error) { return stacks.NetworkState{}, false, nil }),
+		// A deployed stack, whose app serves: changes roll one instance at a time.
+		stacks.WithEngineRunning(func(string, string) (bool, error) { return true, nil }),
 	}, opts...)
 	m := &mocks{}
 	var exports map[string]pulumi.Input

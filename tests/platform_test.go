@@ -436,6 +436,29 @@ func TestOnlyWhatNeedsAServiceWaitsForIt(t *testing.T) {
 	}
 }
 
+func TestAFirstDeployStartsTheInstancesSideBySide(t *testing.T) {
+	dataServices := []string{"postgres-container", "redis-container", "chromadb-container"}
+	var asked []string
+	nothingRuns := stacks.WithEngineRunning(func(_, name string) (bool, error) { asked = append(asked, name); return false, nil })
+	res, err := run(t, loadStack(t, "prod").with("appReplicas", "3"), nothingRuns)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{container("app"), container("lb")}, asked, "the containers that could be answering on the port")
+	for i := 1; i <= 3; i++ {
+		assert.ElementsMatch(t, dataServices, containerDeps(res.Container(t, fmt.Sprintf("maricusco-app-%d", i))),
+			"instance %d waits for the data services only: nothing serves that a roll would keep up", i)
+	}
+	assert.Empty(t, containerDeps(res.Container(t, container("lb"))), "nginx resolves the instances per request, so it starts at once")
+
+	t.Run("an engine that cannot say stops the deploy", func(t *testing.T) {
+		_, err := run(t, loadStack(t, "prod"), stacks.WithEngineRunning(func(string, string) (bool, error) { return false, fmt.Errorf("connection refused") }))
+		assert.ErrorContains(t, err, "whether maricusco-app runs: connection refused")
+	})
+	t.Run("a swarm service rolls by its own update order", func(t *testing.T) {
+		_, err := run(t, onSwarm(t, "prod"), stacks.WithEngineRunning(func(string, string) (bool, error) { return false, fmt.Errorf("not asked") }))
+		assert.NoError(t, err)
+	})
+}
+
 func TestProdPublishesOnlyPorts8000And3000(t *testing.T) {
 	res := mustRun(t, loadStack(t, "prod"))
 	published := publishedPorts(res)

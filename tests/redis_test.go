@@ -3,6 +3,7 @@ package tests
 import (
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,10 +17,14 @@ import (
 	"github.com/maricusco/infra/components"
 )
 
-// redisServer runs redis-server as the program's redis container runs it: its command line and
-// config file, with the container's data volume (/data) in a directory of the test's.
+// redisServer runs redis-server as the program's redis container runs it: the container's
+// entrypoint, command line and files, the image's entrypoint standing by (as root it would then
+// drop to the redis user), and the container's data volume (/data) and tmpfs (/tmp) in
+// directories of the test's.
 type redisServer struct {
 	command  []string
+	env      []string
+	tmp      string
 	port     int
 	password string
 	cmd      *exec.Cmd
@@ -29,11 +34,9 @@ func newRedisServer(t *testing.T, res *Result) *redisServer {
 	t.Helper()
 	c := res.Container(t, container("redis"))
 	files, _ := uploads(c)
-	dir, data := t.TempDir(), t.TempDir()
-	command := strs(c.Inputs["command"])
-	require.Equal(t, "redis-server", command[0])
-	s := &redisServer{port: freePort(t), password: files[components.RedisPasswordFile.Path()]}
-	for _, arg := range command {
+	dir, data, bin := t.TempDir(), t.TempDir(), t.TempDir()
+	s := &redisServer{port: freePort(t), password: files[components.RedisPasswordFile.Path()], tmp: t.TempDir()}
+	for _, arg := range append(strs(c.Inputs["entrypoints"]), strs(c.Inputs["command"])...) {
 		if content, ok := files[arg]; ok {
 			local := filepath.Join(dir, filepath.Base(arg))
 			require.NoError(t, os.WriteFile(local, []byte(strings.ReplaceAll(content, "dir /data\n", "dir "+data+"\n")), 0o600))
@@ -41,8 +44,31 @@ func newRedisServer(t *testing.T, res *Result) *redisServer {
 		}
 		s.command = append(s.command, arg)
 	}
-	s.command[0] = tool(t, "redis-server", "redis-server")
+	// The image's entrypoint: started as root, it drops to the redis user, as upstream's does.
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "docker-entrypoint.sh"), []byte(
+		"#!/bin/sh\n[ \"$(id -u)\" = 0 ] && exec setpriv --reuid=redis --regid=redis --init-groups \"$@\"\nexec \"$@\"\n"), 0o755))
+	require.NoError(t, os.Symlink(tool(t, "redis-server", "redis-server"), filepath.Join(bin, "redis-server")))
+	s.env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "TMPDIR="+s.tmp)
 	s.command = append(s.command, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--daemonize", "no")
+	if os.Geteuid() == 0 {
+		// Root in the container holds only the capabilities the program gives it, and the redis
+		// user must reach its data and the tmpfs as in the container.
+		caps := strs(c.Inputs["capabilities"].ObjectValue()["adds"])
+		bounding := "-all"
+		for _, c := range caps {
+			bounding += ",+" + strings.ToLower(strings.TrimPrefix(c, "CAP_"))
+		}
+		s.command = append([]string{"setpriv", "--bounding-set", bounding, "--inh-caps", "-all", "--"}, s.command...)
+		redis, err := user.Lookup("redis")
+		require.NoError(t, err, "Debian's redis-server package makes the redis user")
+		uid, _ := strconv.Atoi(redis.Uid)
+		gid, _ := strconv.Atoi(redis.Gid)
+		require.NoError(t, os.Chown(data, uid, gid))
+		for _, d := range []string{data, s.tmp} {
+			require.NoError(t, os.Chmod(filepath.Dir(d), 0o755))
+		}
+		require.NoError(t, os.Chmod(s.tmp, 0o1777))
+	}
 	return s
 }
 
@@ -50,6 +76,7 @@ func newRedisServer(t *testing.T, res *Result) *redisServer {
 func (s *redisServer) start(t *testing.T) {
 	t.Helper()
 	s.cmd = exec.Command(s.command[0], s.command[1:]...)
+	s.cmd.Env = s.env
 	require.NoError(t, s.cmd.Start())
 	cmd := s.cmd
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
@@ -102,4 +129,24 @@ func TestRedisRefusesAClientWithoutThePassword(t *testing.T) {
 	out, err := s.cli("SET", "k", "v")
 	require.NoError(t, err)
 	assert.Equal(t, "OK", out)
+}
+
+func TestRedisReadsAConfigOfItsOwn(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the entrypoint hands the config to the redis user only when it starts as root, as in the container")
+	}
+	s := newRedisServer(t, mustRun(t, loadStack(t, "prod")))
+	s.start(t)
+	copies, err := filepath.Glob(filepath.Join(s.tmp, "maricusco-secrets.*", "redis.conf"))
+	require.NoError(t, err)
+	require.Len(t, copies, 1, "the entrypoint copies the config into the tmpfs")
+	copied, err := os.Stat(copies[0])
+	require.NoError(t, err)
+	redis, err := user.Lookup("redis")
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o400), copied.Mode().Perm(), "readable by its owner alone")
+	assert.Equal(t, redis.Uid, strconv.Itoa(int(copied.Sys().(*syscall.Stat_t).Uid)), "owned by the user redis-server drops to")
+	out, err := s.cli("CONFIG", "GET", "appendonly")
+	require.NoError(t, err)
+	assert.Contains(t, out, "yes", "the server runs on that copy")
 }

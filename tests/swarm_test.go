@@ -78,6 +78,7 @@ func TestSwarmRunsOneServicePerService(t *testing.T) {
 		assert.Equal(t, networkName, nets[0].Inputs["name"].StringValue())
 		assert.Equal(t, "overlay", nets[0].Inputs["driver"].StringValue())
 		assert.True(t, nets[0].Inputs["attachable"].BoolValue())
+		assert.Contains(t, nets[0].Inputs["options"].ObjectValue(), resource.PropertyKey("encrypted"), "encrypted by default")
 		wantReplicas := map[string]float64{"dev": 1, "prod": 2}[stack]
 		app := res.Service(t, container("app"))
 		assert.Equal(t, wantReplicas, obj(app.Inputs["mode"], "replicated", "replicas").NumberValue(), "appReplicas replicas")
@@ -236,7 +237,7 @@ func TestSwarmFilesAreSecretsAndConfigs(t *testing.T) {
 	}{
 		{container("postgres"), []string{"/run/maricusco/postgres-entrypoint.sh", "/run/maricusco/postgres-roles.sh", "/run/maricusco/pg_hba.conf"},
 			[]string{"/run/secrets/postgres_password", "/run/secrets/postgres_superuser_password", "/run/secrets/postgres_backup_password"}},
-		{container("redis"), nil, []string{"/run/secrets/redis.conf", "/run/secrets/redis_password"}},
+		{container("redis"), []string{"/run/maricusco/redis-entrypoint.sh"}, []string{"/run/secrets/redis.conf", "/run/secrets/redis_password"}},
 		{container("app"), nil, []string{"/run/secrets/postgres_password", "/run/secrets/redis_password"}},
 		{container("prometheus"), []string{"/run/maricusco/alerts.yml", "/run/maricusco/prometheus.yml"}, nil},
 		{container("grafana"), []string{"/run/maricusco/grafana-entrypoint.sh", "/run/maricusco/grafana/dashboards/maricusco.json",
@@ -403,4 +404,49 @@ func TestASwarmSecretsNameCannotConfirmAGuessedPassword(t *testing.T) {
 		generated = append(generated, pw.Name)
 	}
 	assert.Contains(t, generated, "secrets-naming-key", "the key is a generated secret of the stack, never configured")
+}
+
+func TestTheSwarmOverlayIsEncryptedUnlessTheStackSaysNot(t *testing.T) {
+	options := func(sc StackConfig) resource.PropertyValue {
+		nets := mustRun(t, sc).OfType(networkType)
+		require.Len(t, nets, 1)
+		return nets[0].Inputs["options"]
+	}
+	t.Run("encrypted, on a VXLAN id of its own so that Docker's read-back changes nothing", func(t *testing.T) {
+		opts := options(onSwarm(t, "prod")).ObjectValue()
+		assert.Equal(t, "", opts["encrypted"].StringValue())
+		assert.NotEmpty(t, opts["com.docker.network.driver.overlay.vxlanid_list"].StringValue())
+	})
+	t.Run("plain with swarmOverlayEncrypted false", func(t *testing.T) {
+		assert.True(t, options(onSwarm(t, "prod").with("swarmOverlayEncrypted", false)).IsNull())
+	})
+	t.Run("a live plain overlay is never replaced by an up", func(t *testing.T) {
+		plain := stacks.WithEngineNetwork(func(_, name string) (stacks.NetworkState, bool, error) {
+			return stacks.NetworkState{Driver: "overlay", Options: map[string]string{"com.docker.network.driver.overlay.vxlanid_list": "4097"}}, name == networkName, nil
+		})
+		res, err := run(t, onSwarm(t, "prod"), plain)
+		require.ErrorContains(t, err, "maricusco:swarmOverlayEncrypted is true, but the overlay network maricusco-network is not encrypted")
+		assert.Empty(t, res.Resources, "refused before anything is registered")
+		_, err = run(t, onSwarm(t, "prod").with("swarmOverlayEncrypted", false), plain)
+		assert.NoError(t, err, "kept as it is")
+	})
+}
+
+func TestASwarmSecretFileIsItsReadersAlone(t *testing.T) {
+	res := mustRun(t, onSwarm(t, "prod"))
+	// The uid each service's secrets are read as: the app's and the backup's users, Grafana's
+	// image user, and root for the entrypoints that start as root and hand a copy to the user
+	// they drop to (postgres, redis).
+	for service, reader := range map[string]string{"app": components.AppUser, "backup": "0", "grafana": components.GrafanaUID, "postgres": "0", "redis": "0"} {
+		t.Run(service, func(t *testing.T) {
+			spec := obj(res.Service(t, container(service)).Inputs["taskSpec"], "containerSpec")
+			refs := arr(obj(spec, "secrets"))
+			require.NotEmpty(t, refs)
+			for _, ref := range refs {
+				file := str(obj(ref, "fileName"))
+				assert.Equal(t, 0o400, int(obj(ref, "fileMode").NumberValue()), "%s: read by its owner alone", file)
+				assert.Equal(t, reader, str(obj(ref, "fileUid")), "%s: owned by the user that reads it", file)
+			}
+		})
+	}
 }

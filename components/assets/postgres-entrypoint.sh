@@ -7,6 +7,15 @@
 # The worker is started detached (docker-init, PID 1, reaps it) so that exec keeps the image's
 # entrypoint, and then postgres, in charge of the container's signals.
 ready=/var/run/postgresql/maricusco-roles-ready
+# Where the target can, each secret file is root's alone (0400). The image's entrypoint reads the
+# superuser's password again once it has dropped to the postgres user, so that user gets a copy
+# of its own in the container's tmpfs; the roles script below runs as root.
+if [ "$(id -u)" = 0 ] && [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+  private=/var/run/postgresql/maricusco-secrets
+  install -d -o postgres -g postgres -m 0700 "$private"
+  install -o postgres -g postgres -m 0400 "$POSTGRES_PASSWORD_FILE" "$private/superuser_password"
+  export POSTGRES_PASSWORD_FILE="$private/superuser_password"
+fi
 rm -f "$ready"
 (
   (
