@@ -239,7 +239,7 @@ func (s Swarm) checkNetworkKept(p Plan, e Engine) error {
 		return nil
 	}
 	_, encrypted := existing.Options["encrypted"]
-	const downtime = "with the services down: lift protect, `destroy` (the volumes stay), %s`up` (docs/cluster.md)"
+	const downtime = "with the services down (docs/cluster.md): with the key as the network is, lift protect and `destroy` (the volumes stay), %s`up`"
 	var problem, fix string
 	switch {
 	case encrypted != s.Encrypted:
