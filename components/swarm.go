@@ -239,14 +239,15 @@ func (s Swarm) checkNetworkKept(p Plan, e Engine) error {
 		return nil
 	}
 	_, encrypted := existing.Options["encrypted"]
+	held, ours := existing.Options[vxlanOption], encryptedOverlayOptions(p.Network)[vxlanOption]
 	const downtime = "with the services down (docs/cluster.md): with the key as the network is, lift protect and `destroy` (the volumes stay), %s`up`"
 	var problem, fix string
 	switch {
 	case encrypted != s.Encrypted:
 		problem = fmt.Sprintf("is %t, but the overlay network %s is %s", s.Encrypted, p.Network, map[bool]string{true: "encrypted", false: "not encrypted"}[encrypted])
 		fix = fmt.Sprintf("keep the network as it is with `config set swarmOverlayEncrypted %t`, or switch "+downtime, encrypted, "set the key, ")
-	case encrypted && existing.Options[vxlanOption] != encryptedOverlayOptions(p.Network)[vxlanOption]:
-		problem = fmt.Sprintf("is true, but the encrypted overlay network %s has VXLAN id %s, not the %s this program gives it", p.Network, existing.Options[vxlanOption], encryptedOverlayOptions(p.Network)[vxlanOption])
+	case encrypted && held != ours:
+		problem = fmt.Sprintf("is true, but the encrypted overlay network %s has VXLAN id %s, not the %s this program gives it", p.Network, held, ours)
 		fix = "remove the network it did not make " + fmt.Sprintf(downtime, "`docker network rm "+p.Network+"`, ")
 	default:
 		return nil

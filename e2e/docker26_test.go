@@ -20,7 +20,7 @@ func modernEngine(t *testing.T) engine {
 	t.Helper()
 	exclusive(t, "modern")
 	modern.once.Do(func() {
-		script := filepath.Join(sharedDir, "docker-modern", "docker-modern.sh")
+		script := modernScript()
 		modern.startedHere = exec.Command("bash", script, "host").Run() != nil
 		out, err := exec.Command("bash", script, "start").CombinedOutput()
 		if err != nil {
@@ -41,10 +41,13 @@ var modern struct {
 	startedHere bool
 }
 
+// modernScript is docker-modern.sh, which starts and stops the second engine and installs Compose v2.
+func modernScript() string { return filepath.Join(sharedDir, "docker-modern", "docker-modern.sh") }
+
 // stopModernEngine stops the second engine if the suite started it.
 func stopModernEngine() {
 	if modern.startedHere {
-		_ = exec.Command("bash", filepath.Join(sharedDir, "docker-modern", "docker-modern.sh"), "stop").Run()
+		_ = exec.Command("bash", modernScript(), "stop").Run()
 	}
 }
 

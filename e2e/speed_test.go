@@ -77,7 +77,7 @@ func createdIn(out string) string {
 // composeV2 is the path of Compose v2, which docker-modern.sh installs from Debian 13's package.
 func composeV2(t *testing.T) string {
 	t.Helper()
-	out, err := exec.Command("bash", filepath.Join(sharedDir, "docker-modern", "docker-modern.sh"), "compose").CombinedOutput()
+	out, err := exec.Command("bash", modernScript(), "compose").CombinedOutput()
 	require.NoError(t, err, "REAL-ENGINE SUITE CANNOT RUN: Compose v2 did not install: %s", tail(string(out), 5))
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	return lines[len(lines)-1]
