@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -170,6 +171,8 @@ type project struct {
 	engine engine
 	// backend is the state backend's URL (empty: deploy.sh's ./.pulumi-state in dir).
 	backend string
+	// portOffset is how far shiftPorts moved the stack's published ports.
+	portOffset int
 	// startRequests starts the request loop of upUnderLoad (nil: against the published port).
 	startRequests func(t *testing.T) requests
 }
@@ -215,10 +218,28 @@ func (p *project) run(args ...string) (string, error) {
 	return p.script("./deploy.sh", args...)
 }
 
-// script runs one of the project's commands (deploy.sh, scripts/drift.sh) as a user would.
+// commandTimeout bounds one command of the suite: a deploy that hangs fails its test with what it
+// printed, instead of the whole binary at go test's deadline with nothing but goroutine dumps.
+// The longest legitimate command (a 30 s healthcheck layer or two, a swarm rollback) takes under
+// three minutes.
+const commandTimeout = 12 * time.Minute
+
+// script runs one of the project's commands (deploy.sh, scripts/drift.sh) as a user would, in a
+// process group of its own so that a timeout kills Pulumi and its plugins with it.
 func (p *project) script(path string, args ...string) (string, error) {
-	out, err := p.command(path, args...).CombinedOutput()
-	return string(out), err
+	cmd := p.command(path, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	timer := time.AfterFunc(commandTimeout, func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	err := cmd.Wait()
+	if !timer.Stop() {
+		err = fmt.Errorf("killed after %s: %w", commandTimeout, err)
+	}
+	return out.String(), err
 }
 
 // command is one of the project's commands with the suite's environment: its passphrase, engine
@@ -451,12 +472,12 @@ type requests interface {
 func (l *load) first() any { return l.firstErr.Load() }
 
 // requestLoop starts the project's request loop: by default against the app's published port
-// (127.0.0.1:8000 in both stacks).
+// (127.0.0.1:8000 in both stacks, before shiftPorts).
 func (p *project) requestLoop(t *testing.T) requests {
 	if p.startRequests != nil {
 		return p.startRequests(t)
 	}
-	return startLoad("http://127.0.0.1:8000/", 10*time.Minute)
+	return startLoad(fmt.Sprintf("http://127.0.0.1:%d/", 8000+p.portOffset), 10*time.Minute)
 }
 
 // upUnderLoad sets one config key and runs `up` while the request loop hits the app.
@@ -548,6 +569,7 @@ func (p *project) shiftPorts(t *testing.T, stack string, offset int) {
 	// What the program publishes when a stack file names no port (stacks/registry.go's rows).
 	ports := map[string]string{"app": "0.0.0.0:8000", "grafana": "0.0.0.0:3000"}
 	maps.Copy(ports, file.Config.Ports)
+	p.portOffset = offset
 	for service, binding := range ports {
 		ip, port, ok := strings.Cut(binding, ":")
 		require.True(t, ok, "ports.%s is ip:port", service)

@@ -11,12 +11,15 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestProdLifecycle deploys prod as shipped on the host engine: two instances behind nginx.
+// TestProdLifecycle deploys prod as shipped, two instances behind nginx, on Docker 26 and ports of
+// its own, beside the host engine's longer lane (prod's first up on Docker 20.10 is in
+// TestAsFastAsCompose).
 func TestProdLifecycle(t *testing.T) {
 	requireRealEngine(t)
 	const stack = "prod"
-	e := hostEngine(t)
+	e := modernEngine(t)
 	p := forStack(t, e, stack)
+	p.shiftPorts(t, stack, 10000)
 	prodContainers := []string{"maricusco-app-1", "maricusco-app-2", "maricusco-backup", "maricusco-chromadb", "maricusco-grafana", "maricusco-lb", "maricusco-postgres", "maricusco-prometheus", "maricusco-redis"}
 
 	t.Run("up reaches all healthy", func(t *testing.T) {
@@ -58,7 +61,7 @@ func TestProdLifecycle(t *testing.T) {
 		p.config(t, stack, "rm", "appImage") // back to the shipped image
 		s := p.start(t, stack, "up", "--yes", "--skip-preview")
 		// The old instance is deleted and its replacement created at once; the replacement then
-		// waits for its health (30 s on this engine): the window where the app is one short.
+		// waits for its health (a start-phase check or two): the window where the app is one short.
 		s.killWhen(t, "an instance is replaced and not yet healthy", func() bool {
 			for _, c := range []string{"maricusco-app-1", "maricusco-app-2"} {
 				state, err := e.docker("inspect", "--format", "{{.Image}} {{.State.Health.Status}}", c)

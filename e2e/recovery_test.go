@@ -27,13 +27,18 @@ type writer struct {
 	done      chan struct{}
 }
 
+// pgURL is the database's URL for role over the dev stack's published port.
+func (p *project) pgURL(role, password string) string {
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(role, password), Host: fmt.Sprintf("127.0.0.1:%d", 5432+p.portOffset), Path: "/maricusco"}
+	return u.String()
+}
+
 // connect logs in as role over the dev stack's published port.
-func connect(t *testing.T, role, password string) *pgx.Conn {
+func (p *project) connect(t *testing.T, role, password string) *pgx.Conn {
 	t.Helper()
-	u := url.URL{Scheme: "postgres", User: url.UserPassword(role, password), Host: "127.0.0.1:5432", Path: "/maricusco"}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, u.String())
+	conn, err := pgx.Connect(ctx, p.pgURL(role, password))
 	require.NoError(t, err, "%s logs in", role)
 	t.Cleanup(func() { _ = conn.Close(context.Background()) })
 	return conn
@@ -139,22 +144,24 @@ func (p *project) backupMetric(t *testing.T, name string) float64 {
 	return 0
 }
 
-// TestRecovery proves the backups on the dev stack, on the host engine: restores to an instant
-// and to the last archived WAL, refusals that leave the data untouched, and the roles.
+// TestRecovery proves the backups on the dev stack: restores to an instant and to the last
+// archived WAL, refusals that leave the data untouched, and the roles. It runs on Docker 26, on
+// ports of its own, beside the host engine's longer lane: nothing it proves depends on the engine.
 func TestRecovery(t *testing.T) {
 	requireRealEngine(t)
 	const stack = "dev"
-	e := hostEngine(t)
+	e := modernEngine(t)
 	p := forStack(t, e, stack)
-	// The seed's 30 s interval makes each wait for health a 30 s step on an engine without a
-	// start interval; the stack's shorter one keeps this test fast and changes nothing it proves.
+	p.shiftPorts(t, stack, 10000)
+	// A restore waits for the restarted database's health with the running interval, not the
+	// start phase's: the stack's shorter one keeps this test fast and changes nothing it proves.
 	p.config(t, stack, "set", "healthcheckInterval", "5s")
 	for _, s := range []string{"postgresPassword", "postgresSuperuserPassword", "postgresBackupPassword"} {
 		p.config(t, stack, "set", "--secret", s, "first-"+s+"-1")
 	}
 	p.up(t, stack)
 	p.waitHealthy(t, devContainers, time.Minute)
-	app := connect(t, "maricusco", "first-postgresPassword-1")
+	app := p.connect(t, "maricusco", "first-postgresPassword-1")
 	_, err := app.Exec(context.Background(), "CREATE TABLE trades (id serial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
 	require.NoError(t, err)
 
@@ -219,7 +226,7 @@ func TestRecovery(t *testing.T) {
 	})
 
 	t.Run("restore --latest after the database and its volume are lost", func(t *testing.T) {
-		conn := connect(t, "maricusco", "first-postgresPassword-1")
+		conn := p.connect(t, "maricusco", "first-postgresPassword-1")
 		w := startWriter(t, conn)
 		time.Sleep(3 * time.Second)
 		e.mustDocker(t, "kill", "-s", "KILL", "maricusco-postgres")
@@ -273,13 +280,13 @@ func TestRecovery(t *testing.T) {
 		}
 		p.up(t, stack)
 		p.waitHealthy(t, devContainers, time.Minute)
-		connect(t, "maricusco", "second-postgresPassword-2")
-		connect(t, "postgres", "second-postgresSuperuserPassword-2")
+		p.connect(t, "maricusco", "second-postgresPassword-2")
+		p.connect(t, "postgres", "second-postgresSuperuserPassword-2")
 		require.Eventually(t, func() bool { return p.backupMetric(t, "maricusco_backup_wal_receiver_up") == 1 }, time.Minute, time.Second,
 			"the backup role streams with its new password")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_, err := pgx.Connect(ctx, "postgres://maricusco:first-postgresPassword-1@127.0.0.1:5432/maricusco")
+		_, err := pgx.Connect(ctx, p.pgURL("maricusco", "first-postgresPassword-1"))
 		assert.Error(t, err, "the old password is refused")
 	})
 }
