@@ -36,10 +36,10 @@ type AppArgs struct {
 	PostgresDB, PostgresUser string
 	// PostgresPassword and RedisPassword reach the app as files (secrets).
 	PostgresPassword, RedisPassword pulumi.StringInput
-	// Replicas is the number of instances. One instance is the seed's `maricusco-app` and publishes
-	// the port itself; more instances publish nothing and a load balancer publishes the port.
+	// Replicas is the number of instances. On one engine they publish nothing: the load balancer
+	// in front of them publishes the port, for one instance as for ten, so scaling never moves it.
 	Replicas int
-	// LoadBalancer configures the load balancer in front of several instances.
+	// LoadBalancer configures the load balancer in front of the instances on one engine.
 	LoadBalancer ServiceArgs
 	// Serving tells whether the app's front answers now. When nothing answers (a first deploy),
 	// there is nothing to keep up: the instances start side by side and the load balancer
@@ -47,32 +47,33 @@ type AppArgs struct {
 	Serving bool
 }
 
-// App is the Maricusco FastAPI application: one container, several instances behind nginx, or
-// one swarm service of several replicas behind the routing mesh.
+// App is the Maricusco FastAPI application: its instances behind nginx on one engine, or one swarm
+// service of several replicas behind the routing mesh.
 type App struct {
 	pulumi.ResourceState
 
 	// Instances are the application's workloads: one container per instance, or its one swarm
 	// service.
 	Instances []Workload
-	// Front publishes the application's port: the single instance itself, the load balancer in
-	// front of several, or the swarm service.
+	// Front publishes the application's port: the load balancer in front of the instances, or the
+	// swarm service.
 	Front Workload
 	// LoadBalanced tells whether Front is the load balancer.
 	LoadBalanced bool
 }
 
 // FrontNames are the Docker names of the containers that can answer on the app's port on one
-// engine: the one instance, or the load balancer in front of several.
+// engine: the load balancer, or the one instance that published the port itself before the load
+// balancer stood in front of every stack.
 func FrontNames(prefix string) []string {
 	a := ServiceArgs{Prefix: prefix}
 	return []string{a.ContainerName("app"), a.ContainerName("lb")}
 }
 
-// front names the workload that publishes the app's port, whichever it is: the one instance, or
-// the load balancer in front of several. One name for both makes 1 -> N and N -> 1 a replacement
-// of one resource, which Pulumi deletes before it creates: the port is free when the new front
-// binds it.
+// front names the workload that publishes the app's port on one engine: the load balancer. It
+// is the name the one instance had when it published the port itself, so a stack deployed then
+// moves to the load balancer with a replacement of one resource, which Pulumi deletes before it
+// creates: the port is free when the new front binds it.
 func front(name string) string { return name + "-front" }
 
 // NewApp declares the application.
@@ -103,16 +104,12 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 		After:         args.After,
 		Replicas:      args.Replicas,
 	}
-	switch {
-	case target.Replicates():
+	if target.Replicates() {
 		// The routing mesh balances the published port across the replicas.
 		app.Front, err = NewWorkload(ctx, name+"-service", args.Runtime, spec, pulumi.Parent(app))
 		app.Instances = []Workload{app.Front}
-	case args.Replicas > 1:
+	} else {
 		err = app.loadBalanced(ctx, name, args, spec)
-	default:
-		app.Front, err = NewWorkload(ctx, front(name), args.Runtime, spec, pulumi.Parent(app))
-		app.Instances = []Workload{app.Front}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -178,8 +175,8 @@ func (app *App) DataVolume() *docker.Volume { return nil }
 // Ready implements Deployed: the front.
 func (app *App) Ready() pulumi.Resource { return app.Front.Resource }
 
-// loadBalanced declares several instances behind nginx, on one engine. Instances publish
-// nothing: the load balancer does. While the app serves, each instance waits for the one before
+// loadBalanced declares the instances behind nginx, on one engine. Instances publish nothing: the
+// load balancer does, so adding or removing one never moves the port. While the app serves, each instance waits for the one before
 // it, so a change replaces them one at a time (each deleted, then recreated and healthy, before
 // the next goes) while the others serve, and the load balancer takes the port once every instance
 // is healthy; their fixed names cannot collide. When nothing serves, none waits for another.

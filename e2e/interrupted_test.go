@@ -110,11 +110,11 @@ func TestTheDeployPathOnDocker26(t *testing.T) {
 		p.config(t, stack, "set", "appImage", rolledAppImage)
 		s := p.start(t, stack, "up", "--yes", "--skip-preview")
 		s.killWhen(t, "the new app container waits for health", func() bool {
-			state, _ := e.docker("inspect", "--format", "{{.Image}} {{.State.Health.Status}}", container("app"))
+			state, _ := e.docker("inspect", "--format", "{{.Image}} {{.State.Health.Status}}", container("app-1"))
 			return state == rolled+" starting"
 		})
 		took, _ := p.recovered(t, stack, devContainers)
-		assert.Equal(t, rolled, e.mustDocker(t, "inspect", "--format", "{{.Image}}", container("app")))
+		assert.Equal(t, rolled, e.mustDocker(t, "inspect", "--format", "{{.Image}}", container("app-1")))
 		assert.Equal(t, "1000", p.psql(t, container("postgres"), "SELECT count(*) FROM e2e_kept"))
 		figure(t, e.name, "dev recovery after a deploy killed waiting for the app's health (s)", took.Seconds())
 		figure(t, e.name, "rows lost of 1000 across a killed deploy and its recovery", 1000-len(strings.Fields(p.psql(t, container("postgres"), "SELECT id FROM e2e_kept"))))

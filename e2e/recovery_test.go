@@ -271,7 +271,7 @@ func TestRecovery(t *testing.T) {
 			assert.Regexp(t, `untouched|is not a restore point`, out, "restore %v", what)
 		}
 		assert.Equal(t, rows, p.rows(t), "the data is untouched")
-		assert.Equal(t, "true", e.mustDocker(t, "inspect", "--format", "{{.State.Running}}", "maricusco-app"), "and the app was never stopped")
+		assert.Equal(t, "true", e.mustDocker(t, "inspect", "--format", "{{.State.Running}}", "maricusco-app-1"), "and the app was never stopped")
 	})
 
 	t.Run("each rotated password still works", func(t *testing.T) {

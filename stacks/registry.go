@@ -88,9 +88,9 @@ var Registry = []Service{
 		Declare: declareGrafana, Deploy: deployGrafana, Outputs: grafanaOutputs,
 	},
 	{
-		Name: "lb", Image: "nginx:1.27.3-alpine", ImageDescription: "Load balancer image (nginx), used when appReplicas is above 1.",
+		Name: "lb", Image: "nginx:1.27.3-alpine", ImageDescription: "Load balancer image (nginx), in front of the app's instances on one engine.",
 		Resources: oursRow("1.0", "256M", "0.25", "64M"),
-		Runs:      func(c *Config) bool { return !c.Target.Replicates() && c.App.Replicas > 1 },
+		Runs:      func(c *Config) bool { return !c.Target.Replicates() },
 	},
 	{
 		// The backup client is the server's own image, so pg_dump matches the server.

@@ -87,7 +87,7 @@ func deployApp(ctx *pulumi.Context, d *Deployment) (components.Deployed, error) 
 	for k, v := range c.App.SecretEnv {
 		secretEnv[k] = pulumi.ToSecret(pulumi.String(v)).(pulumi.StringOutput)
 	}
-	// The load balancer publishes the app's port when it stands in front of several instances.
+	// The load balancer publishes the app's port in front of the instances.
 	lb := d.Args("lb")
 	lb.Publish = c.Services["app"].Publish
 	return components.NewApp(ctx, "app", &components.AppArgs{
@@ -183,7 +183,7 @@ func (c *Config) backupAlerting() *components.BackupAlerting {
 
 func declareApp(r *reader, c *Config) {
 	a := &c.App
-	a.Replicas = r.integer("appReplicas", 1, "Number of application instances; above 1, nginx balances them and publishes the app's port, and image changes roll without downtime.")
+	a.Replicas = r.integer("appReplicas", 1, "Number of application instances, behind nginx, which publishes the app's port; from 2, image changes roll without downtime.")
 	a.Module = r.str("appModule", "maricusco.api.app:app", "APP_MODULE: the ASGI application Uvicorn serves.")
 	a.Host = r.str("appHost", "0.0.0.0", "APP_HOST: the address Uvicorn listens on inside the container.")
 	a.Port = r.integer("appPort", 8000, "APP_PORT: the port Uvicorn listens on inside the container.")

@@ -88,13 +88,15 @@ func TestVolumesAreComposeNamedAndMountedWhereImagesKeepData(t *testing.T) {
 	})
 }
 
-func TestDevRunsSevenContainers(t *testing.T) {
+func TestDevRunsOneInstanceBehindNginx(t *testing.T) {
 	res := mustRun(t, loadStack(t, "dev"))
-	want := []string{container("backup")}
-	for _, name := range seedContainers {
-		want = append(want, name)
+	want := []string{container("backup"), container("lb"), container("app-1")}
+	for svc, name := range seedContainers {
+		if svc != "app" {
+			want = append(want, name)
+		}
 	}
-	assert.ElementsMatch(t, want, keys(res.Containers()))
+	assert.ElementsMatch(t, want, keys(res.Containers()), "the seed's services, the backup service and nginx in front of the one instance")
 }
 
 func TestProdRunsTwoInstancesBehindNginx(t *testing.T) {
@@ -205,12 +207,11 @@ func TestAppRunsAsUID1000OnPort8000WithTheSeedSettings(t *testing.T) {
 				assert.Equal(t, v, vars[k], k)
 			}
 		}
-		// The app's port 8000 is published by the only instance, or by the load balancer.
-		front := res.AppInstances()[0]
-		if stack == "prod" {
-			front = res.Container(t, container("lb"))
+		// The app's port 8000 is published by the load balancer in front of the instances.
+		for _, app := range res.AppInstances() {
+			assert.False(t, app.Inputs.HasValue("ports"), "%s publishes nothing", app.Name)
 		}
-		ports := front.Inputs["ports"].ArrayValue()
+		ports := res.Container(t, container("lb")).Inputs["ports"].ArrayValue()
 		require.Len(t, ports, 1)
 		assert.Equal(t, 8000.0, ports[0].ObjectValue()["internal"].NumberValue())
 	})
@@ -413,20 +414,15 @@ func TestOnlyWhatNeedsAServiceWaitsForIt(t *testing.T) {
 			for name, c := range res.Containers() {
 				waits[name] = containerDeps(c)
 			}
-			if replicas == 1 {
-				assert.ElementsMatch(t, dataServices, waits[container("app")], "the app starts once its data services are healthy")
-				delete(waits, container("app"))
-			} else {
-				assert.ElementsMatch(t, dataServices, waits[container("app-1")], "the first instance starts once the data services are healthy")
-				delete(waits, container("app-1"))
-				for i := 2; i <= replicas; i++ {
-					assert.Equal(t, []string{fmt.Sprintf("app-%d", i-1)}, waits[fmt.Sprintf("maricusco-app-%d", i)],
-						"instance %d is replaced only once instance %d is back, so one instance at a time is down", i, i-1)
-					delete(waits, fmt.Sprintf("maricusco-app-%d", i))
-				}
-				assert.Equal(t, []string{fmt.Sprintf("app-%d", replicas)}, waits[container("lb")], "the load balancer takes the port once every instance is healthy")
-				delete(waits, container("lb"))
+			assert.ElementsMatch(t, dataServices, waits[container("app-1")], "the first instance starts once the data services are healthy")
+			delete(waits, container("app-1"))
+			for i := 2; i <= replicas; i++ {
+				assert.Equal(t, []string{fmt.Sprintf("app-%d", i-1)}, waits[fmt.Sprintf("maricusco-app-%d", i)],
+					"instance %d is replaced only once instance %d is back, so one instance at a time is down", i, i-1)
+				delete(waits, fmt.Sprintf("maricusco-app-%d", i))
 			}
+			assert.Equal(t, []string{fmt.Sprintf("app-%d", replicas)}, waits[container("lb")], "the load balancer takes the port once every instance is healthy")
+			delete(waits, container("lb"))
 			assert.Equal(t, []string{"postgres-container"}, waits[container("backup")], "the first dump is taken once the database is healthy")
 			delete(waits, container("backup"))
 			for name, deps := range waits {
@@ -468,7 +464,7 @@ func TestProdPublishesOnlyPorts8000And3000(t *testing.T) {
 func TestDevPublishesEveryServiceOnLoopbackOnly(t *testing.T) {
 	res := mustRun(t, loadStack(t, "dev"))
 	assert.Equal(t, map[string]string{
-		container("app"):        "127.0.0.1:8000->8000",
+		container("lb"):         "127.0.0.1:8000->8000",
 		container("grafana"):    "127.0.0.1:3000->3000",
 		container("postgres"):   "127.0.0.1:5432->5432",
 		container("redis"):      "127.0.0.1:6379->6379",
@@ -613,9 +609,7 @@ func TestOutputsNameWhatWasDeployed(t *testing.T) {
 			apps = append(apps, app.Inputs["name"].StringValue())
 		}
 		assert.Equal(t, apps, names["app"])
-		if stack == "prod" {
-			assert.Equal(t, container("lb"), names["lb"])
-		}
+		assert.Equal(t, container("lb"), names["lb"])
 		for svc, name := range seedContainers {
 			if svc != "app" {
 				assert.Equal(t, name, names[svc], svc)

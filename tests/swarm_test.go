@@ -131,6 +131,9 @@ func TestSwarmServicesKeepTheContainersRules(t *testing.T) {
 	docker, swarm := mustRun(t, loadStack(t, "dev")), mustRun(t, onSwarm(t, "dev"))
 	for name, s := range swarm.Services() {
 		t.Run(name, func(t *testing.T) {
+			if name == container("app") {
+				name = container("app-1") // dev's one instance, behind nginx
+			}
 			c := docker.Container(t, name)
 			spec := obj(s.Inputs["taskSpec"], "containerSpec")
 			hc := obj(spec, "healthcheck")
