@@ -210,6 +210,7 @@ func (app *App) loadBalanced(ctx *pulumi.Context, name string, args *AppArgs, sp
 		return err
 	}
 	lb.After, app.LoadBalanced = after, true
-	app.Front, err = NewWorkload(ctx, front(name), args.Runtime, lb, pulumi.Parent(app))
+	// nginx joins its own networks (the edge), not the app's.
+	app.Front, err = NewWorkload(ctx, front(name), args.LoadBalancer.Runtime, lb, pulumi.Parent(app))
 	return err
 }

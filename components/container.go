@@ -26,10 +26,7 @@ func NewServiceContainer(ctx *pulumi.Context, resourceName string, rt Runtime, s
 		// PostgreSQL would skip its shutdown checkpoint and an app instance drop its requests.
 		DestroyGraceSeconds: pulumi.Int(StopGraceSeconds),
 		RemoveVolumes:       pulumi.Bool(true),
-		NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{
-			Name:    rt.Network,
-			Aliases: pulumi.ToStringArray(spec.Aliases),
-		}},
+		NetworksAdvanced:    containerNetworks(rt, spec),
 	}
 	containerProcess(args, spec)
 	containerLimits(args, spec.Resources)

@@ -7,7 +7,22 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
-// NetworkArgs configure the platform network.
+// The platform's networks, by what each joins them for: a service joins only those its row names,
+// so it reaches only the services it needs (Grafana, reachable from outside, cannot open a
+// connection to PostgreSQL).
+const (
+	// EdgeNetwork carries the requests from the load balancer to the app's instances.
+	EdgeNetwork = "edge"
+	// DataNetwork joins the app and the backups to PostgreSQL, Redis and ChromaDB.
+	DataNetwork = "data"
+	// MonitoringNetwork joins Prometheus and Grafana to what Prometheus scrapes.
+	MonitoringNetwork = "monitoring"
+)
+
+// NetworkRoles are the platform's networks, in the order they are declared.
+var NetworkRoles = []string{EdgeNetwork, DataNetwork, MonitoringNetwork}
+
+// NetworkArgs configure one of the platform's networks.
 type NetworkArgs struct {
 	// Name is the Docker network name.
 	Name string
@@ -15,8 +30,8 @@ type NetworkArgs struct {
 	Target Target
 }
 
-// Network is the user-defined network every service joins; its embedded DNS resolves the
-// services' aliases.
+// Network is one of the platform's user-defined networks; its embedded DNS resolves the aliases
+// of the services on it.
 type Network struct {
 	pulumi.ResourceState
 
@@ -26,7 +41,7 @@ type Network struct {
 	Name pulumi.StringOutput
 }
 
-// NewNetwork declares the platform network.
+// NewNetwork declares one of the platform's networks.
 func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pulumi.ResourceOption) (*Network, error) {
 	n := &Network{}
 	if err := ctx.RegisterComponentResource("maricusco:components:Network", name, n, opts...); err != nil {
@@ -41,4 +56,34 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 		return nil, fmt.Errorf("network: %w", err)
 	}
 	return n, nil
+}
+
+// joined are the roles of the networks rt joins, in NetworkRoles' order, so that a program run
+// twice sends them in the same order.
+func (rt Runtime) joined() []string {
+	var roles []string
+	for _, role := range NetworkRoles {
+		if _, ok := rt.Networks[role]; ok {
+			roles = append(roles, role)
+		}
+	}
+	return roles
+}
+
+// containerNetworks attach a container to each of its networks under the service's DNS names.
+func containerNetworks(rt Runtime, spec ContainerSpec) docker.ContainerNetworksAdvancedArray {
+	var out docker.ContainerNetworksAdvancedArray
+	for _, role := range rt.joined() {
+		out = append(out, docker.ContainerNetworksAdvancedArgs{Name: rt.Networks[role], Aliases: pulumi.ToStringArray(spec.Aliases)})
+	}
+	return out
+}
+
+// serviceNetworks attach a swarm service's tasks to each of its networks under its DNS names.
+func serviceNetworks(rt Runtime, spec ContainerSpec) docker.ServiceTaskSpecNetworksAdvancedArray {
+	var out docker.ServiceTaskSpecNetworksAdvancedArray
+	for _, role := range rt.joined() {
+		out = append(out, docker.ServiceTaskSpecNetworksAdvancedArgs{Name: rt.Networks[role], Aliases: pulumi.ToStringArray(spec.Aliases)})
+	}
+	return out
 }

@@ -32,13 +32,14 @@ type Logging struct {
 	MaxFile int
 }
 
-// Runtime is what every container of the platform shares: the network it joins and the
+// Runtime is what a service's containers share with the platform: the networks they join and the
 // platform-wide policies.
 type Runtime struct {
 	// Target turns each service's spec into Docker objects.
 	Target Target
-	// Network is the name of the platform network every container joins.
-	Network pulumi.StringInput
+	// Networks are the Docker names of the networks the service's containers join, by role
+	// (EdgeNetwork, ...): its row's, not all of the platform's.
+	Networks map[string]pulumi.StringInput
 	// Restart is Docker's restart policy.
 	Restart string
 	// Health is the healthcheck timing.

@@ -1,6 +1,7 @@
 package components
 
 import (
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strconv"
@@ -81,7 +82,7 @@ func (s Swarm) Prepare(p Plan, e Engine, _ func(string)) (HealthTiming, error) {
 		}
 	}
 	if err == nil {
-		err = s.checkNetworkKept(p, e)
+		err = s.checkNetworksKept(p, e)
 	}
 	if err != nil {
 		return health, fmt.Errorf("docker swarm: %w", err)
@@ -227,28 +228,38 @@ func encryptedOverlayOptions(dockerName string) map[string]string {
 	return map[string]string{"encrypted": "", vxlanOption: strconv.FormatUint(uint64(first+h.Sum32()%(last-first+1)), 10)}
 }
 
-// checkNetworkKept refuses a plan that would replace the stack's overlay network: Docker neither
-// encrypts a network in place nor deletes one that services are attached to. A bridge left by the
-// docker target is no such network: it goes first, with the containers on it.
-func (s Swarm) checkNetworkKept(p Plan, e Engine) error {
-	existing, found, err := e.Network(p.Host, p.Network)
+// checkNetworksKept refuses a plan that would replace one of the stack's overlay networks: Docker
+// neither encrypts a network in place nor deletes one that services are attached to. A bridge left
+// by the docker target is no such network: it goes first, with the containers on it.
+func (s Swarm) checkNetworksKept(p Plan, e Engine) error {
+	var errs []error
+	for _, network := range p.Networks {
+		if err := s.checkNetworkKept(p, network, e); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s Swarm) checkNetworkKept(p Plan, network string, e Engine) error {
+	existing, found, err := e.Network(p.Host, network)
 	if err != nil {
-		return fmt.Errorf("cannot inspect the network %s: %w", p.Network, err)
+		return fmt.Errorf("cannot inspect the network %s: %w", network, err)
 	}
 	if !found || existing.Driver != "overlay" {
 		return nil
 	}
 	_, encrypted := existing.Options["encrypted"]
-	held, ours := existing.Options[vxlanOption], encryptedOverlayOptions(p.Network)[vxlanOption]
+	held, ours := existing.Options[vxlanOption], encryptedOverlayOptions(network)[vxlanOption]
 	const downtime = "with the services down (docs/cluster.md): with the key as the network is, lift protect and `destroy` (the volumes stay), %s`up`"
 	var problem, fix string
 	switch {
 	case encrypted != s.Encrypted:
-		problem = fmt.Sprintf("is %t, but the overlay network %s is %s", s.Encrypted, p.Network, map[bool]string{true: "encrypted", false: "not encrypted"}[encrypted])
+		problem = fmt.Sprintf("is %t, but the overlay network %s is %s", s.Encrypted, network, map[bool]string{true: "encrypted", false: "not encrypted"}[encrypted])
 		fix = fmt.Sprintf("keep the network as it is with `config set swarmOverlayEncrypted %t`, or switch "+downtime, encrypted, "set the key, ")
 	case encrypted && held != ours:
-		problem = fmt.Sprintf("is true, but the encrypted overlay network %s has VXLAN id %s, not the %s this program gives it", p.Network, held, ours)
-		fix = "remove the network it did not make " + fmt.Sprintf(downtime, "`docker network rm "+p.Network+"`, ")
+		problem = fmt.Sprintf("is true, but the encrypted overlay network %s has VXLAN id %s, not the %s this program gives it", network, held, ours)
+		fix = "remove the network it did not make " + fmt.Sprintf(downtime, "`docker network rm "+network+"`, ")
 	default:
 		return nil
 	}

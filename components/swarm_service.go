@@ -24,7 +24,7 @@ func (s Swarm) workload(ctx *pulumi.Context, name string, rt Runtime, spec Conta
 		ContainerSpec:     container,
 		Resources:         serviceLimits(spec.Resources),
 		RestartPolicy:     serviceRestart(rt.Restart),
-		NetworksAdvanceds: docker.ServiceTaskSpecNetworksAdvancedArray{docker.ServiceTaskSpecNetworksAdvancedArgs{Name: rt.Network, Aliases: pulumi.ToStringArray(spec.Aliases)}},
+		NetworksAdvanceds: serviceNetworks(rt, spec),
 		LogDriver:         docker.ServiceTaskSpecLogDriverArgs{Name: pulumi.String("json-file"), Options: logOptions(rt.Logging)},
 	}
 	if spec.Stateful {

@@ -214,7 +214,7 @@ func TestAnOverlayIsNeverAskedToChangeItsEncryption(t *testing.T) {
 			"has VXLAN id 4097, not the"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Swarm{Encrypted: tc.encrypted}.Prepare(Plan{Namespace: "ns", Network: "maricusco-network"}, networkHeld{room, tc.held}, nil)
+			_, err := Swarm{Encrypted: tc.encrypted}.Prepare(Plan{Namespace: "ns", Networks: []string{"maricusco-network"}}, networkHeld{room, tc.held}, nil)
 			if tc.err == "" {
 				require.NoError(t, err)
 				return
@@ -225,6 +225,16 @@ func TestAnOverlayIsNeverAskedToChangeItsEncryption(t *testing.T) {
 				assert.Contains(t, err.Error(), fmt.Sprintf("config set swarmOverlayEncrypted %t", held), "the way to keep the network as it is")
 			}
 		})
+	}
+}
+
+func TestEveryNetworkOfThePlanIsCheckedAndEachProblemNamed(t *testing.T) {
+	room := nodes{{Name: "a", Data: true, CPUs: 8e9, Memory: 8 << 30}}
+	plain := networkHeld{room, NetworkState{Driver: "overlay", Options: map[string]string{vxlanOption: "4097"}}}
+	_, err := Swarm{Encrypted: true}.Prepare(Plan{Namespace: "ns", Networks: []string{"m-edge", "m-data", "m-monitoring"}}, plain, nil)
+	require.Error(t, err)
+	for _, network := range []string{"m-edge", "m-data", "m-monitoring"} {
+		assert.Contains(t, err.Error(), "the overlay network "+network+" is not encrypted")
 	}
 }
 

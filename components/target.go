@@ -95,8 +95,8 @@ type Plan struct {
 	Namespace string
 	// Host is the Docker daemon the stack deploys to.
 	Host string
-	// Network is the Docker name of the platform network.
-	Network string
+	// Networks are the Docker names of the platform's networks.
+	Networks []string
 	// APIVersion is the engine's API version as configured (empty: ask the engine).
 	APIVersion string
 	// Health is the stack's healthcheck timing.
@@ -134,6 +134,10 @@ type Workload struct {
 func NewWorkload(ctx *pulumi.Context, name string, rt Runtime, spec ContainerSpec, opts ...pulumi.ResourceOption) (Workload, error) {
 	if rt.Target == nil {
 		return Workload{}, fmt.Errorf("%s: no target", spec.Name)
+	}
+	if len(rt.joined()) == 0 {
+		// Docker would leave it on the default bridge, beside every other container of the host.
+		return Workload{}, fmt.Errorf("%s joins none of the platform's networks; name them in its registry row (Networks)", spec.Name)
 	}
 	w, err := rt.Target.workload(ctx, name, rt, spec, opts...)
 	if err != nil {

@@ -390,7 +390,9 @@ func (p *project) cleanup(t *testing.T, stack string) {
 	for _, c := range p.containers(t, stack) {
 		_, _ = p.engine.docker("rm", "-f", c)
 	}
-	_, _ = p.engine.docker("network", "rm", "maricusco-network")
+	for _, n := range stackNetworks {
+		_, _ = p.engine.docker("network", "rm", n)
+	}
 	for _, v := range stackVolumes {
 		_, _ = p.engine.docker("volume", "rm", v)
 	}
@@ -409,6 +411,9 @@ func (p *project) assertVolumesKept(t *testing.T, when string) {
 // volumes and the backups.
 var stackVolumes = []string{"maricusco_postgres_data", "maricusco_redis_data", "maricusco_chromadb_data",
 	"maricusco_prometheus_data", "maricusco_grafana_data", "maricusco_backups"}
+
+// stackNetworks are the stack's networks: the edge, the data services' and monitoring's.
+var stackNetworks = []string{"maricusco-edge", "maricusco-data", "maricusco-monitoring"}
 
 // load is a bounded request loop against a published URL, counting failed requests.
 type load struct {
@@ -576,5 +581,30 @@ func (p *project) shiftPorts(t *testing.T, stack string, offset int) {
 		n, err := strconv.Atoi(port)
 		require.NoError(t, err)
 		p.config(t, stack, "set", "--path", "ports."+service, fmt.Sprintf("%s:%d", ip, n+offset))
+	}
+}
+
+// assertNetworksSplit proves the networks' split from inside the containers: Grafana and nginx
+// reach neither PostgreSQL, Redis nor ChromaDB, by name or by address, while the app does and
+// Grafana reaches Prometheus.
+func (p *project) assertNetworksSplit(t *testing.T) {
+	t.Helper()
+	// bash's /dev/tcp: every stand-in image has bash (the real Grafana and nginx images do not,
+	// which is why this is the suite's probe and no healthcheck's).
+	connects := func(from, host string, port int) bool {
+		_, err := p.engine.docker("exec", from, "timeout", "3", "bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/%s/%d", host, port))
+		return err == nil
+	}
+	address := func(c string) string {
+		return p.engine.mustDocker(t, "inspect", "--format", `{{(index .NetworkSettings.Networks "maricusco-data").IPAddress}}`, c)
+	}
+	data := map[string]int{"postgres": 5432, "redis": 6379, "chromadb": 8000}
+	require.True(t, connects("maricusco-app-1", "postgres", 5432), "the app reaches PostgreSQL: the probe works")
+	require.True(t, connects("maricusco-grafana", "prometheus", 9090), "Grafana reaches Prometheus: the probe works")
+	for _, outside := range []string{"maricusco-grafana", "maricusco-lb"} {
+		for service, port := range data {
+			assert.False(t, connects(outside, service, port), "%s cannot reach %s by name", outside, service)
+			assert.False(t, connects(outside, address("maricusco-"+service), port), "%s cannot reach %s by address", outside, service)
+		}
 	}
 }

@@ -59,6 +59,10 @@ func TestDevLifecycle(t *testing.T) {
 			"the app owns its data and is no superuser")
 	})
 
+	t.Run("Grafana and nginx cannot reach the data services", func(t *testing.T) {
+		p.assertNetworksSplit(t)
+	})
+
 	t.Run("a second preview changes nothing, and again after refresh", func(t *testing.T) {
 		assert.Empty(t, p.changes(t, stack))
 		p.must(t, stack, "refresh", "--yes", "--skip-preview")

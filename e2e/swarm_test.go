@@ -76,7 +76,7 @@ func (p *project) serviceImage(t *testing.T, service string) string {
 	return p.engine.mustDocker(t, "service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", service)
 }
 
-// networkLoad is a request loop inside a container on the stack's attachable network, for a
+// networkLoad is a request loop inside a container on the stack's attachable edge network, for a
 // swarm without a routing mesh: it asks app:8000 every 50 ms, as a proxy in front would.
 type networkLoad struct {
 	e    engine
@@ -98,7 +98,7 @@ echo "$sent $failed $first" > /tmp/result
 sleep infinity`
 	l := &networkLoad{e: e, name: "e2e-request-loop", t: t}
 	_, _ = e.docker("rm", "-f", l.name)
-	e.mustDocker(t, "run", "-d", "--name", l.name, "--network", "maricusco-network", "--entrypoint", "bash", image, "-c", loop)
+	e.mustDocker(t, "run", "-d", "--name", l.name, "--network", "maricusco-edge", "--entrypoint", "bash", image, "-c", loop)
 	t.Cleanup(func() { _, _ = e.docker("rm", "-f", l.name) })
 	return l
 }
@@ -199,8 +199,10 @@ func TestSwarmLifecycle(t *testing.T) {
 			}
 			assert.Equal(t, want, p.healthyTasks(t, s), "%s has converged when up returns", s)
 		}
-		network := e.mustDocker(t, "network", "inspect", "--format", "{{.Driver}} {{.Attachable}} {{json .Options}}", "maricusco-network")
-		assert.Regexp(t, `^overlay true \{.*"encrypted":"".*\}$`, network, "an attachable overlay, encrypted by default")
+		for _, n := range stackNetworks {
+			network := e.mustDocker(t, "network", "inspect", "--format", "{{.Driver}} {{.Attachable}} {{json .Options}}", n)
+			assert.Regexp(t, `^overlay true \{.*"encrypted":"".*\}$`, network, "%s: an attachable overlay, encrypted by default", n)
+		}
 		limits := e.mustDocker(t, "service", "inspect", "--format", "{{json .Spec.TaskTemplate.Resources}}", "maricusco-postgres")
 		assert.JSONEq(t, `{"Limits":{"NanoCPUs":2000000000,"MemoryBytes":2147483648},"Reservations":{"NanoCPUs":100000000,"MemoryBytes":536870912}}`, limits)
 	}) {
@@ -218,7 +220,7 @@ func TestSwarmLifecycle(t *testing.T) {
 		out, err := p.run(stack, "preview")
 		p.config(t, stack, "rm", "swarmOverlayEncrypted")
 		require.Error(t, err, "the preview is refused:\n%s", tail(out, 10))
-		assert.Contains(t, out, "maricusco:swarmOverlayEncrypted is false, but the overlay network maricusco-network is encrypted")
+		assert.Contains(t, out, "maricusco:swarmOverlayEncrypted is false, but the overlay network maricusco-edge is encrypted")
 		assert.Empty(t, p.changes(t, stack), "nothing moved")
 	})
 

@@ -153,7 +153,10 @@ func (c *Config) running() []Service {
 
 // plan is what the stack asks its target to run.
 func (c *Config) plan() components.Plan {
-	p := components.Plan{Namespace: Namespace, Host: DockerHost(c.DockerHost), Network: c.networkName(), APIVersion: c.EngineAPIVersion, Health: c.Health}
+	p := components.Plan{Namespace: Namespace, Host: DockerHost(c.DockerHost), APIVersion: c.EngineAPIVersion, Health: c.Health}
+	for _, role := range components.NetworkRoles {
+		p.Networks = append(p.Networks, c.networkName(role))
+	}
 	for _, s := range c.running() {
 		svc := c.Services[s.Name]
 		planned := components.PlannedService{Name: s.Name, Publish: svc.Publish, Stateful: s.Stateful, Resources: svc.Resources, Instances: 1}
@@ -165,8 +168,8 @@ func (c *Config) plan() components.Plan {
 	return p
 }
 
-// networkName is the Docker name of the platform network, the compose deployment's.
-func (c *Config) networkName() string { return c.Prefix + "-network" }
+// networkName is the Docker name of the platform's network of a role (components.EdgeNetwork, ...).
+func (c *Config) networkName(role string) string { return c.Prefix + "-" + role }
 
 // Keys lists every config key with its type, default and description.
 func Keys() []Key {

@@ -46,7 +46,7 @@ func (p *Platform) export(ctx *pulumi.Context) {
 	}
 	ctx.Export(p.Config.Target.WorkloadNoun()+"Names", workloads)
 	ctx.Export("volumeNames", volumes)
-	ctx.Export("networkName", p.Network.Name)
+	ctx.Export("networkNames", pulumi.StringMap(p.networkNames()))
 	ctx.Export("orchestrator", pulumi.String(p.Config.Target.Orchestrator()))
 	ctx.Export("dockerHost", pulumi.String(DockerHost(p.Config.DockerHost)))
 }

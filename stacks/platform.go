@@ -20,7 +20,8 @@ const DefaultDockerHost = "unix:///var/run/docker.sock"
 type Platform struct {
 	Config   *Config
 	Provider *docker.Provider
-	Network  *components.Network
+	// Networks are the platform's networks, by role.
+	Networks map[string]*components.Network
 	Secrets  *components.Secrets
 	// Services are the deployed services' components, by registry name.
 	Services map[string]components.Deployed
@@ -83,7 +84,7 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 		return nil, fmt.Errorf("docker provider: %w", err)
 	}
 	onDocker := pulumi.Providers(p.Provider)
-	if p.Network, err = components.NewNetwork(ctx, "network", &components.NetworkArgs{Name: cfg.networkName(), Target: cfg.Target}, onDocker); err != nil {
+	if err := p.declareNetworks(ctx, onDocker); err != nil {
 		return nil, err
 	}
 	if p.Secrets, err = components.NewSecrets(ctx, "secrets", cfg.secretsArgs()); err != nil {
@@ -93,7 +94,7 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 		Config: cfg, Secrets: p.Secrets, Deployed: p.Services, Options: []pulumi.ResourceOption{onDocker}, dashboards: o.dashboards,
 		Runtime: components.Runtime{
 			Target:    cfg.Target,
-			Network:   p.Network.Name,
+			Networks:  p.networkNames(),
 			Restart:   cfg.Restart,
 			Health:    health,
 			Logging:   cfg.Logging,
@@ -113,6 +114,28 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 		}
 	}
 	return p, nil
+}
+
+// declareNetworks declares the platform's networks, one per role.
+func (p *Platform) declareNetworks(ctx *pulumi.Context, opts ...pulumi.ResourceOption) error {
+	p.Networks = map[string]*components.Network{}
+	for _, role := range components.NetworkRoles {
+		n, err := components.NewNetwork(ctx, role+"-network", &components.NetworkArgs{Name: p.Config.networkName(role), Target: p.Config.Target}, opts...)
+		if err != nil {
+			return err
+		}
+		p.Networks[role] = n
+	}
+	return nil
+}
+
+// networkNames are the Docker names of the platform's networks, by role.
+func (p *Platform) networkNames() map[string]pulumi.StringInput {
+	names := map[string]pulumi.StringInput{}
+	for role, n := range p.Networks {
+		names[role] = n.Name
+	}
+	return names
 }
 
 // secretsArgs are the secrets the stack sets; the others are generated.

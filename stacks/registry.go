@@ -28,6 +28,9 @@ type Service struct {
 	Exposed bool
 	// Stateful services keep data in a volume (a swarm pins them to the data node).
 	Stateful bool
+	// Networks are the platform networks it joins (components.EdgeNetwork, ...): those of the
+	// services it talks to or that talk to it, and no other.
+	Networks []string
 	// After are the services that must be healthy before it starts.
 	After []string
 	// Runs tells whether the stack runs it (nil: always).
@@ -53,7 +56,8 @@ var Registry = []Service{
 	{
 		Name: "app", Image: "maricusco:1.0.0", ImageDescription: "Application image, pinned by tag or digest.",
 		Resources: seedRow("2.0", "4G", "0.5", "512M"), Publishable: true, Exposed: true, Publish: "0.0.0.0:8000",
-		After: []string{"postgres", "redis", "chromadb"},
+		Networks: []string{edge, data, monitoring},
+		After:    []string{"postgres", "redis", "chromadb"},
 		Plan: func(c *Config, p *components.PlannedService) {
 			p.Instances = c.App.Replicas
 			if len(c.App.SecretEnv) > 0 {
@@ -65,40 +69,47 @@ var Registry = []Service{
 	{
 		Name: "postgres", Image: "timescale/timescaledb:2.17.2-pg16", ImageDescription: "PostgreSQL image: TimescaleDB, pinned.",
 		Resources: seedRow("2.0", "2G", "0.5", "512M"), Publishable: true, Stateful: true,
-		Declare: declarePostgres, Deploy: deployPostgres, Outputs: postgresOutputs,
+		Networks: []string{data},
+		Declare:  declarePostgres, Deploy: deployPostgres, Outputs: postgresOutputs,
 	},
 	{
 		Name: "redis", Image: "redis:7.4.1-alpine", ImageDescription: "Redis image, pinned.",
 		Resources: seedRow("1.0", "1G", "0.25", "256M"), Publishable: true, Stateful: true,
-		Declare: declareRedis, Deploy: deployRedis,
+		Networks: []string{data},
+		Declare:  declareRedis, Deploy: deployRedis,
 	},
 	{
 		Name: "chromadb", Image: "chromadb/chroma:1.5.3", ImageDescription: "ChromaDB image, pinned to a 1.x release (heartbeat on /api/v2).",
 		Resources: seedRow("2.0", "2G", "0.5", "512M"), Publishable: true, Stateful: true,
-		Deploy: deployChromaDB,
+		Networks: []string{data},
+		Deploy:   deployChromaDB,
 	},
 	{
 		Name: "prometheus", Image: "prom/prometheus:v2.55.1", ImageDescription: "Prometheus image, pinned.",
 		Resources: oursRow("1.0", "1G", "0.25", "256M"), Publishable: true, Stateful: true,
-		Declare: declarePrometheus, Deploy: deployPrometheus,
+		Networks: []string{monitoring},
+		Declare:  declarePrometheus, Deploy: deployPrometheus,
 	},
 	{
 		Name: "grafana", Image: "grafana/grafana:11.3.1", ImageDescription: "Grafana image, pinned.",
 		Resources: seedRow("1.0", "512M", "0.25", "128M"), Publishable: true, Exposed: true, Publish: "0.0.0.0:3000", Stateful: true,
-		Declare: declareGrafana, Deploy: deployGrafana, Outputs: grafanaOutputs,
+		Networks: []string{monitoring},
+		Declare:  declareGrafana, Deploy: deployGrafana, Outputs: grafanaOutputs,
 	},
 	{
 		Name: "lb", Image: "nginx:1.27.3-alpine", ImageDescription: "Load balancer image (nginx), in front of the app's instances on one engine.",
 		Resources: oursRow("1.0", "256M", "0.25", "64M"),
+		Networks:  []string{edge},
 		Runs:      func(c *Config) bool { return !c.Target.Replicates() },
 	},
 	{
 		// The backup client is the server's own image, so pg_dump matches the server.
 		Name: "backup", ImageOf: "postgres",
 		Resources: oursRow("0.5", "512M", "0.1", "64M"), Stateful: true,
-		After:   []string{"postgres"},
-		Runs:    func(c *Config) bool { return c.Backup.Enabled },
-		Declare: declareBackup, Deploy: deployBackup, Outputs: backupOutputs,
+		Networks: []string{data, monitoring}, // it dumps the database and Prometheus scrapes it
+		After:    []string{"postgres"},
+		Runs:     func(c *Config) bool { return c.Backup.Enabled },
+		Declare:  declareBackup, Deploy: deployBackup, Outputs: backupOutputs,
 	},
 }
 
@@ -111,3 +122,10 @@ func lookup(rows []Service, name string) (Service, bool) {
 	}
 	return Service{}, false
 }
+
+// The networks' roles, short for the rows above.
+const (
+	edge       = components.EdgeNetwork
+	data       = components.DataNetwork
+	monitoring = components.MonitoringNetwork
+)

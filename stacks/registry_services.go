@@ -39,6 +39,10 @@ func (d *Deployment) Args(name string) components.ServiceArgs {
 		Volumes:   components.VolumePolicy{Protect: d.Config.Protect, DeleteOnDestroy: d.Config.DeleteVolumesOnDestroy},
 	}
 	if row, ok := lookup(d.Config.registry, name); ok {
+		args.Runtime.Networks = map[string]pulumi.StringInput{}
+		for _, role := range row.Networks {
+			args.Runtime.Networks[role] = d.Runtime.Networks[role]
+		}
 		for _, after := range row.After {
 			if dep, ok := d.Deployed[after]; ok {
 				args.After = append(args.After, dep.Ready())

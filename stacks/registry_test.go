@@ -25,6 +25,8 @@ func TestEveryRowIsComplete(t *testing.T) {
 				assert.True(t, ok, "After names a row: %s", after)
 			}
 			assert.True(t, s.Publish == "" || s.Publishable, "a default binding for a publishable service only")
+			assert.NotEmpty(t, s.Networks, "it joins a network of the platform's, never the default bridge")
+			assert.Subset(t, components.NetworkRoles, s.Networks, "the platform's networks")
 			for _, amount := range []string{s.Resources.Limits.CPUs, s.Resources.Limits.Memory, s.Resources.Reservations.CPUs, s.Resources.Reservations.Memory} {
 				assert.NotEmpty(t, amount, "a full row of limits and reservations")
 			}

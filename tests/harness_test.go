@@ -33,10 +33,31 @@ type StackConfig struct {
 }
 
 // The names the program gives Docker objects with the default namePrefix: the tests' fixtures.
-const (
-	prefix      = "maricusco"
-	networkName = prefix + "-network"
+const prefix = "maricusco"
+
+// The platform's networks: the edge (nginx and the app), the data services' and monitoring's.
+var (
+	edgeNetwork       = prefix + "-edge"
+	dataNetwork       = prefix + "-data"
+	monitoringNetwork = prefix + "-monitoring"
+	networkNames      = []string{edgeNetwork, dataNetwork, monitoringNetwork}
 )
+
+// joined are the names of the networks a container or a swarm service joins, each with the
+// aliases it answers there.
+func joined(t *testing.T, r Resource) map[string][]string {
+	t.Helper()
+	na, ok := r.Inputs["networksAdvanced"]
+	if r.Type == "docker:index/service:Service" {
+		na, ok = r.Inputs["taskSpec"].ObjectValue()["networksAdvanceds"]
+	}
+	require.True(t, ok, "%s names its networks", r.Name)
+	out := map[string][]string{}
+	for _, n := range na.ArrayValue() {
+		out[str(n.ObjectValue()["name"])] = strs(n.ObjectValue()["aliases"])
+	}
+	return out
+}
 
 // container is the Docker name of a service's container (or swarm service): <prefix>-<service>.
 func container(service string) string { return prefix + "-" + service }

@@ -43,17 +43,59 @@ func forEachStack(t *testing.T, check func(t *testing.T, stack string, res *Resu
 	}
 }
 
-func TestEveryStackHasOneBridgeNetworkNamedAsTheSeed(t *testing.T) {
-	forEachStack(t, func(t *testing.T, _ string, res *Result) {
-		nets := res.OfType(networkType)
-		require.Len(t, nets, 1)
-		assert.Equal(t, networkName, nets[0].Inputs["name"].StringValue())
-		assert.Equal(t, "bridge", nets[0].Inputs["driver"].StringValue())
-		for name, c := range res.Containers() {
-			na := c.Inputs["networksAdvanced"].ArrayValue()
-			require.Len(t, na, 1, name)
-			assert.Equal(t, networkName, str(na[0].ObjectValue()["name"]), name)
+// wantNetworks are the networks each service joins: the edge carries nginx's requests to the app,
+// the data network the app's and the backups' connections to the data services, monitoring
+// Prometheus's scrapes and Grafana's queries.
+var wantNetworks = map[string][]string{
+	"lb":         {edgeNetwork},
+	"app":        {edgeNetwork, dataNetwork, monitoringNetwork},
+	"postgres":   {dataNetwork},
+	"redis":      {dataNetwork},
+	"chromadb":   {dataNetwork},
+	"backup":     {dataNetwork, monitoringNetwork},
+	"prometheus": {monitoringNetwork},
+	"grafana":    {monitoringNetwork},
+}
+
+// serviceOf is the registry name of a container or swarm service: maricusco-app-2 is the app's.
+func serviceOf(dockerName string) string {
+	svc := strings.TrimPrefix(dockerName, prefix+"-")
+	if strings.HasPrefix(svc, "app-") {
+		return "app"
+	}
+	return svc
+}
+
+func TestNetworksAreSplitByNeed(t *testing.T) {
+	check := func(t *testing.T, driver string, res *Result, workloads map[string]Resource) {
+		var names []string
+		for _, n := range res.OfType(networkType) {
+			names = append(names, n.Inputs["name"].StringValue())
+			assert.Equal(t, driver, n.Inputs["driver"].StringValue())
 		}
+		assert.ElementsMatch(t, networkNames, names)
+		reach := map[string][]string{} // network -> the services on it
+		for name, w := range workloads {
+			nets := joined(t, w)
+			assert.ElementsMatch(t, wantNetworks[serviceOf(name)], keys(nets), "%s joins the networks of what it talks to, and no other", name)
+			for network, aliases := range nets {
+				assert.Contains(t, aliases, serviceOf(name), "%s answers its DNS name on %s", name, network)
+				reach[network] = append(reach[network], serviceOf(name))
+			}
+		}
+		for network, services := range reach {
+			for _, outside := range []string{"grafana", "lb"} {
+				if slices.Contains(services, outside) {
+					for _, data := range []string{"postgres", "redis", "chromadb"} {
+						assert.NotContains(t, services, data, "%s shares %s with %s", outside, network, data)
+					}
+				}
+			}
+		}
+	}
+	forEachStack(t, func(t *testing.T, _ string, res *Result) { check(t, "bridge", res, res.Containers()) })
+	t.Run("swarm", func(t *testing.T) {
+		forEachSwarmStack(t, func(t *testing.T, _ string, res *Result) { check(t, "overlay", res, res.Services()) })
 	})
 }
 
@@ -598,7 +640,7 @@ func TestOutputsNameWhatWasDeployed(t *testing.T) {
 			assert.Equal(t, v, res.Exports[k].Value, k)
 			assert.False(t, res.Exports[k].Secret, k)
 		}
-		assert.Equal(t, networkName, res.Exports["networkName"].Value)
+		assert.Equal(t, map[string]string{"edge": edgeNetwork, "data": dataNetwork, "monitoring": monitoringNetwork}, res.Exports["networkNames"].Value)
 		assert.Equal(t, map[string]string{
 			"postgres": "maricusco_postgres_data", "redis": "maricusco_redis_data", "chromadb": "maricusco_chromadb_data",
 			"prometheus": "maricusco_prometheus_data", "grafana": "maricusco_grafana_data", "backup": "maricusco_backups",

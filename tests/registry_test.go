@@ -7,7 +7,6 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/maricusco/infra/components"
 	"github.com/maricusco/infra/stacks"
@@ -19,6 +18,7 @@ var worker = stacks.Service{
 	Name: "worker", Image: "worker:1.0", ImageDescription: "A worker, for the registry's test.",
 	Resources: stacks.ResourceSpec{Limits: stacks.Amounts{CPUs: "0.5", Memory: "256M"}, Reservations: stacks.Amounts{CPUs: "0.1", Memory: "64M"}},
 	Stateful:  true,
+	Networks:  []string{components.DataNetwork},
 	After:     []string{"postgres"},
 	Deploy: func(ctx *pulumi.Context, d *stacks.Deployment) (components.Deployed, error) {
 		args := d.Args("worker")
@@ -46,10 +46,7 @@ func TestAServiceAddedThroughTheRegistryGetsEveryRule(t *testing.T) {
 		assert.Equal(t, []string{"no-new-privileges:true"}, strs(c.Inputs["securityOpts"]))
 		assert.True(t, c.Inputs["readOnly"].BoolValue())
 		assert.Equal(t, "unless-stopped", c.Inputs["restart"].StringValue())
-		nets := c.Inputs["networksAdvanced"].ArrayValue()
-		require.Len(t, nets, 1)
-		assert.Equal(t, networkName, str(nets[0].ObjectValue()["name"]), "the platform network")
-		assert.Equal(t, []string{"worker"}, strs(nets[0].ObjectValue()["aliases"]))
+		assert.Equal(t, map[string][]string{dataNetwork: {"worker"}}, joined(t, c), "the networks its row names, under its name")
 		assert.Equal(t, "maricusco_worker_data:/var/lib/worker", str(c.Inputs["volumes"].ArrayValue()[0].ObjectValue()["volumeName"])+":"+
 			str(c.Inputs["volumes"].ArrayValue()[0].ObjectValue()["containerPath"]), "its volume")
 		assert.True(t, slices.ContainsFunc(c.DependsOn, func(urn string) bool { return strings.HasSuffix(urn, containerType+"::postgres-container") }),
