@@ -169,10 +169,15 @@ case "$action" in
     # A deploy killed before it could clean up leaves a lock, plugins and pending operations:
     # settle them from what this machine and the engine have (cmd/recover; README, When a deploy was interrupted).
     # go install relinks only when the source changed: a second deploy does not pay for the build.
-    GOBIN=$PWD/bin go install ./cmd/recover
+    GOBIN=$PWD/bin go install ./cmd/recover ./cmd/edge-cert
     PULUMI=$PULUMI bin/recover -stack "$stack" ${take_lock:+-take-lock "$take_lock"} 9>&- || exit $?
     ;;
 esac
+# A self-signed edge (the default) gets its certificate once, kept in the stack's config with its
+# key encrypted, and a new one when it no longer covers edge.hostname or is about to expire.
+if [[ "$action" =~ ^(preview|up)$ ]]; then
+  PULUMI=$PULUMI bin/edge-cert -stack "$stack" 9>&-
+fi
 # preview and up read the engine first, so that a plain up recreates a container lost or removed
 # out of band. Not on the swarm target yet: its services read back with a task spec that differs
 # from the declared one, and every service would be replaced (docs/cluster.md).

@@ -36,27 +36,28 @@ type AppArgs struct {
 	PostgresDB, PostgresUser string
 	// PostgresPassword and RedisPassword reach the app as files (secrets).
 	PostgresPassword, RedisPassword pulumi.StringInput
-	// Replicas is the number of instances. On one engine they publish nothing: the load balancer
-	// in front of them publishes the port, for one instance as for ten, so scaling never moves it.
+	// Replicas is the number of instances. They publish nothing: the load balancer in front of
+	// them publishes the edge's ports, for one instance as for ten, so scaling never moves them.
 	Replicas int
-	// LoadBalancer configures the load balancer in front of the instances on one engine.
+	// LoadBalancer configures the load balancer, nginx at the edge.
 	LoadBalancer ServiceArgs
+	// Edge is what the load balancer serves over TLS, and where.
+	Edge EdgeTLS
 	// Serving tells whether the app's front answers now. When nothing answers (a first deploy),
 	// there is nothing to keep up: the instances start side by side and the load balancer
 	// beside them, instead of one at a time behind each other.
 	Serving bool
 }
 
-// App is the Maricusco FastAPI application: its instances behind nginx on one engine, or one swarm
-// service of several replicas behind the routing mesh.
+// App is the Maricusco FastAPI application behind nginx at the edge: its instances on one engine,
+// or one swarm service of several replicas.
 type App struct {
 	pulumi.ResourceState
 
 	// Instances are the application's workloads: one container per instance, or its one swarm
 	// service.
 	Instances []Workload
-	// Front publishes the application's port: the load balancer in front of the instances, or the
-	// swarm service.
+	// Front publishes the edge's ports: the load balancer in front of the instances.
 	Front Workload
 	// LoadBalanced tells whether Front is the load balancer.
 	LoadBalanced bool
@@ -88,7 +89,6 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	pgPassword, redisPassword := PostgresPasswordFile.With(args.PostgresPassword), RedisPasswordFile.With(args.RedisPassword)
-	s := args.AppSettings
 	env := appEnv(args, pgPassword.Path(), redisPassword.Path())
 	spec := ContainerSpec{
 		Name:          args.ContainerName("app"),
@@ -97,7 +97,6 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 		User:          AppUser,
 		Env:           env,
 		Files:         []File{pgPassword, redisPassword},
-		Ports:         args.ports(s.Port),
 		Resources:     args.Resources,
 		HealthCheck:   []string{"CMD", "/usr/local/bin/healthcheck"},
 		WritablePaths: []string{"/tmp"},
@@ -105,9 +104,13 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 		Replicas:      args.Replicas,
 	}
 	if target.Replicates() {
-		// The routing mesh balances the published port across the replicas.
-		app.Front, err = NewWorkload(ctx, name+"-service", args.Runtime, spec, pulumi.Parent(app))
-		app.Instances = []Workload{app.Front}
+		// One service of the replicas, which the swarm rolls by its own update order; nginx finds
+		// them by the service's name.
+		var w Workload
+		if w, err = NewWorkload(ctx, name+"-service", args.Runtime, spec, pulumi.Parent(app)); err == nil {
+			app.Instances = []Workload{w}
+			err = app.edge(ctx, name, args, []pulumi.Resource{w.Resource})
+		}
 	} else {
 		err = app.loadBalanced(ctx, name, args, spec)
 	}
@@ -181,7 +184,6 @@ func (app *App) Ready() pulumi.Resource { return app.Front.Resource }
 // the next goes) while the others serve, and the load balancer takes the port once every instance
 // is healthy; their fixed names cannot collide. When nothing serves, none waits for another.
 func (app *App) loadBalanced(ctx *pulumi.Context, name string, args *AppArgs, spec ContainerSpec) error {
-	spec.Ports = nil
 	after := args.After
 	for i := 1; i <= args.Replicas; i++ {
 		instance := spec
@@ -201,16 +203,21 @@ func (app *App) loadBalanced(ctx *pulumi.Context, name string, args *AppArgs, sp
 		// nginx resolves the instances at request time, so it can start before them.
 		after = nil
 	}
+	return app.edge(ctx, name, args, after)
+}
+
+// edge declares nginx in front of the instances, once what it waits for is healthy.
+func (app *App) edge(ctx *pulumi.Context, name string, args *AppArgs, after []pulumi.Resource) error {
 	lbImage, err := args.Runtime.Target.image(ctx, name+"-lb-image", args.LoadBalancer.Image, pulumi.Parent(app), renamedFrom("lb-image"))
 	if err != nil {
 		return err
 	}
-	lb, err := loadBalancerSpec(args.LoadBalancer, lbImage, args.AppSettings.Port)
+	lb, err := loadBalancerSpec(args.LoadBalancer, lbImage, args.AppSettings.Port, args.Edge)
 	if err != nil {
 		return err
 	}
 	lb.After, app.LoadBalanced = after, true
-	// nginx joins its own networks (the edge), not the app's.
+	// nginx joins its own networks (the edge's), not the app's.
 	app.Front, err = NewWorkload(ctx, front(name), args.LoadBalancer.Runtime, lb, pulumi.Parent(app))
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strconv"
+	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
@@ -27,6 +28,9 @@ type GrafanaArgs struct {
 	AdminPassword pulumi.StringInput
 	// Dashboards holds the dashboards to provision, one JSON file each (nil: Dashboards()).
 	Dashboards fs.FS
+	// RootURL is where users reach Grafana, below the edge's GrafanaPath
+	// (https://host/grafana/): Grafana serves from that sub-path and links to it.
+	RootURL string
 }
 
 // Grafana shows the dashboards, provisioned from files: Prometheus as its data source and the
@@ -66,10 +70,13 @@ func NewGrafana(ctx *pulumi.Context, name string, args *GrafanaArgs, opts ...pul
 			"GF_PATHS_PROVISIONING":            FilesDir + "/" + grafanaProvisioning,
 			"GF_AUTH_ANONYMOUS_ENABLED":        "false",
 			"GF_USERS_ALLOW_SIGN_UP":           "false",
+			"GF_SERVER_ROOT_URL":               args.RootURL,
+			"GF_SERVER_SERVE_FROM_SUB_PATH":    "true",
 		}),
-		Files:         append(files, password, wrapper),
-		Ports:         args.ports(GrafanaPort),
-		HealthCheck:   []string{"CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:" + strconv.Itoa(GrafanaPort) + "/api/health"},
+		Files: append(files, password, wrapper),
+		Ports: args.ports(GrafanaPort),
+		// Served from the sub-path, Grafana answers nothing at the root.
+		HealthCheck:   []string{"CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:" + strconv.Itoa(GrafanaPort) + strings.TrimSuffix(GrafanaPath, "/") + "/api/health"},
 		WritablePaths: []string{"/tmp"},
 	}, Data: args.DataAt("grafana", "/var/lib/grafana")}, opts)
 	if err != nil {

@@ -120,7 +120,7 @@ func checkSwarmFits(services []PlannedService, nodes []SwarmNode) error {
 		problems = append(problems, fmt.Sprintf("the stateful services reserve %s on the data node %s, which offers %s", pinned, data.Name, capacity{data.CPUs, data.Memory}))
 	}
 	if !all.within(offered) {
-		problems = append(problems, fmt.Sprintf("all services, with one app replica more while it rolls, reserve %s, and the swarm's %d ready node(s) offer %s", all, len(nodes), offered))
+		problems = append(problems, fmt.Sprintf("all services, with a task more of each stateless one while it rolls, reserve %s, and the swarm's %d ready node(s) offer %s", all, len(nodes), offered))
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("the services do not fit: %s; lower resources.<service>.reservations, run fewer appReplicas, or add nodes (docs/cluster.md)", strings.Join(problems, "; "))

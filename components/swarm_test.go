@@ -41,7 +41,7 @@ func TestTheSwarmFitCheck(t *testing.T) {
 		{"the data node is too small for the stateful services", nodes{{Name: "a", Data: true, CPUs: 5e8, Memory: 8 << 30}, {Name: "b", CPUs: 8e9, Memory: 8 << 30}},
 			"the stateful services reserve 1.00 CPUs and 1G on the data node a, which offers 0.50 CPUs and 8G"},
 		{"a rolling app task needs room too", nodes{{Name: "a", Data: true, CPUs: 2e9, Memory: 8 << 30}},
-			"all services, with one app replica more while it rolls, reserve 2.50 CPUs and 2560M"},
+			"all services, with a task more of each stateless one while it rolls, reserve 2.50 CPUs and 2560M"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Swarm{}.Prepare(Plan{Services: []PlannedService{db, app}}, tc.nodes, nil)

@@ -82,12 +82,16 @@ func TestDocker26(t *testing.T) {
 			p := forStack(t, e, stack)
 			p.backend = "file://" + t.TempDir()
 			old := p.atCommit(t, base)
+			// The stack's config as forStack left it (prod's edge certificate), for the old code.
+			file := "Pulumi." + stack + ".yaml"
+			raw, err := os.ReadFile(filepath.Join(p.dir, file))
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(filepath.Join(old.dir, file), raw, 0o644))
 			old.shiftPorts(t, stack, 10000) // beside the lane of the machine's engine
 			took := old.up(t, stack)
 			figure(t, e.name, fmt.Sprintf("%s `up` from nothing to all healthy, by %.7s (s)", stack, base), took.Seconds())
 			// The stack file holds the stack's encryption salt and its config, as the old code left it.
-			file := "Pulumi." + stack + ".yaml"
-			raw, err := os.ReadFile(filepath.Join(old.dir, file))
+			raw, err = os.ReadFile(filepath.Join(old.dir, file))
 			require.NoError(t, err)
 			require.NoError(t, os.WriteFile(filepath.Join(p.dir, file), raw, 0o644))
 

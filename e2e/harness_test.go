@@ -6,11 +6,14 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
+	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -173,6 +176,8 @@ type project struct {
 	backend string
 	// portOffset is how far shiftPorts moved the stack's published ports.
 	portOffset int
+	// stack is the stack the project deploys.
+	stack string
 	// startRequests starts the request loop of upUnderLoad (nil: against the published port).
 	startRequests func(t *testing.T) requests
 }
@@ -209,7 +214,12 @@ func forStack(t *testing.T, e engine, stack string) *project {
 	t.Helper()
 	buildImages(t, e)
 	p := newProject(t, e)
+	p.stack = stack
 	t.Cleanup(func() { p.cleanup(t, stack) })
+	if stack == "prod" {
+		// prod's edge serves a certificate of files: the suite's own CA, for maricusco.test.
+		p.issueEdge(t, stack, "maricusco.test")
+	}
 	return p
 }
 
@@ -423,10 +433,10 @@ type load struct {
 	firstErr     atomic.Value
 }
 
-// startLoad sends GET requests to url, one every 50 ms, until stopped or for at most limit.
-func startLoad(url string, limit time.Duration) *load {
+// startLoad sends GET requests to url with client, one every 50 ms, until stopped or for at most
+// limit.
+func startLoad(client *http.Client, url string, limit time.Duration) *load {
 	l := &load{stop: make(chan struct{}), done: make(chan struct{})}
-	client := &http.Client{Timeout: 10 * time.Second}
 	go func() {
 		defer close(l.done)
 		ctx, cancel := context.WithTimeout(context.Background(), limit)
@@ -476,13 +486,59 @@ type requests interface {
 
 func (l *load) first() any { return l.firstErr.Load() }
 
-// requestLoop starts the project's request loop: by default against the app's published port
-// (127.0.0.1:8000 in both stacks, before shiftPorts).
+// requestLoop starts the project's request loop: by default through the edge, at the stack's
+// appUrl, as a client that trusts its tlsCertificate.
 func (p *project) requestLoop(t *testing.T) requests {
 	if p.startRequests != nil {
 		return p.startRequests(t)
 	}
-	return startLoad(fmt.Sprintf("http://127.0.0.1:%d/", 8000+p.portOffset), 10*time.Minute)
+	client, url := p.edgeClient(t)
+	return startLoad(client, url+"/", 10*time.Minute)
+}
+
+// edgeClient is a client of the stack's edge as a user's: it trusts the stack output
+// tlsCertificate (and the extra PEM certificates given), and reaches every name on this machine,
+// as curl --resolve does. It returns the stack's appUrl beside it.
+func (p *project) edgeClient(t *testing.T, extraTrusted ...string) (*http.Client, string) {
+	t.Helper()
+	outputs := p.outputs(t, p.stack)
+	appURL, _ := outputs["appUrl"].(string)
+	u, err := neturl.Parse(appURL)
+	require.NoError(t, err, "appUrl %q", appURL)
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	roots := x509.NewCertPool()
+	chain, _ := outputs["tlsCertificate"].(string)
+	for _, pem := range append(extraTrusted, chain) {
+		require.True(t, roots.AppendCertsFromPEM([]byte(pem)), "tlsCertificate is PEM")
+	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{RootCAs: roots},
+			ForceAttemptHTTP2: true,
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return dialer.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
+			},
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}, appURL
+}
+
+// issueEdge gives the stack's edge a certificate of files for hostname, as an operator does with
+// one from their CA (`config set --path edge.certificate`, `config set --secret edgePrivateKey`),
+// and returns the chain.
+func (p *project) issueEdge(t *testing.T, stack, hostname string) string {
+	t.Helper()
+	chain, key, err := stacks.NewSelfSignedEdge("e2e-ca", hostname, time.Now())
+	require.NoError(t, err)
+	p.config(t, stack, "set", "--path", "edge.hostname", hostname)
+	p.config(t, stack, "set", "--path", "edge.certificate", "--", chain)
+	p.config(t, stack, "set", "--secret", stacks.EdgePrivateKeyKey, "--", key)
+	return chain
 }
 
 // upUnderLoad sets one config key and runs `up` while the request loop hits the app.
@@ -559,8 +615,8 @@ func tail(s string, lines int) string {
 	return strings.Join(all, "\n")
 }
 
-// shiftPorts moves every port the stack file publishes by offset, so that a stack on the second
-// engine can run beside one on the first: both publish on this host.
+// shiftPorts moves every port the stack file publishes by offset, the edge's included, so that a
+// stack on the second engine can run beside one on the first: both publish on this host.
 func (p *project) shiftPorts(t *testing.T, stack string, offset int) {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(p.dir, "Pulumi."+stack+".yaml"))
@@ -568,19 +624,27 @@ func (p *project) shiftPorts(t *testing.T, stack string, offset int) {
 	var file struct {
 		Config struct {
 			Ports map[string]string `yaml:"maricusco:ports"`
+			Edge  map[string]any    `yaml:"maricusco:edge"`
 		} `yaml:"config"`
 	}
 	require.NoError(t, yaml.Unmarshal(raw, &file))
-	// What the program publishes when a stack file names no port (stacks/registry.go's rows).
-	ports := map[string]string{"app": "0.0.0.0:8000", "grafana": "0.0.0.0:3000"}
-	maps.Copy(ports, file.Config.Ports)
+	// What the program publishes when a stack file names no port: the edge (stacks/edge.go).
+	bindings := map[string]string{"edge.https": "0.0.0.0:443", "edge.http": "0.0.0.0:80"}
+	for service, binding := range file.Config.Ports {
+		bindings["ports."+service] = binding
+	}
+	for _, key := range []string{"https", "http"} {
+		if b, ok := file.Config.Edge[key].(string); ok {
+			bindings["edge."+key] = b
+		}
+	}
 	p.portOffset = offset
-	for service, binding := range ports {
+	for key, binding := range bindings {
 		ip, port, ok := strings.Cut(binding, ":")
-		require.True(t, ok, "ports.%s is ip:port", service)
+		require.True(t, ok, "%s is ip:port", key)
 		n, err := strconv.Atoi(port)
 		require.NoError(t, err)
-		p.config(t, stack, "set", "--path", "ports."+service, fmt.Sprintf("%s:%d", ip, n+offset))
+		p.config(t, stack, "set", "--path", key, fmt.Sprintf("%s:%d", ip, n+offset))
 	}
 }
 
@@ -607,4 +671,56 @@ func (p *project) assertNetworksSplit(t *testing.T) {
 			assert.False(t, connects(outside, address("maricusco-"+service), port), "%s cannot reach %s by address", outside, service)
 		}
 	}
+}
+
+// assertEdge proves what the edge serves, at appURL as the stack outputs it and redirectURL,
+// where plain HTTP answers: the app and Grafana's sub-path over TLS to a client that trusts the
+// stack's tlsCertificate, HTTP/2, HSTS where asked for, TLS 1.1 refused and 1.2 served, and a
+// redirect to https for plain HTTP.
+func (p *project) assertEdge(t *testing.T, appURL, redirectURL string, hsts bool) {
+	t.Helper()
+	client, url := p.edgeClient(t)
+	require.Equal(t, appURL, url, "the stack output appUrl")
+	for path, want := range map[string]int{"/health": http.StatusOK, "/grafana/api/health": http.StatusOK, "/grafana/login": http.StatusOK} {
+		resp, err := client.Get(url + path)
+		require.NoError(t, err, "%s through the edge, trusting tlsCertificate", path)
+		resp.Body.Close()
+		assert.Equal(t, want, resp.StatusCode, path)
+		assert.Equal(t, 2, resp.ProtoMajor, "%s over HTTP/2", path)
+		if hsts {
+			assert.Equal(t, "max-age=63072000", resp.Header.Get("Strict-Transport-Security"), path)
+		} else {
+			assert.Empty(t, resp.Header.Get("Strict-Transport-Security"), path)
+		}
+	}
+	plain := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := plain.Get(redirectURL + "/health?x=1")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusMovedPermanently, resp.StatusCode, "plain HTTP only redirects")
+	host := strings.TrimPrefix(redirectURL, "http://")
+	host, _, _ = strings.Cut(host, ":")
+	wantPort := ""
+	if u, err := neturl.Parse(appURL); err == nil && u.Port() != "" {
+		wantPort = ":" + u.Port()
+	}
+	assert.Equal(t, "https://"+host+wantPort+"/health?x=1", resp.Header.Get("Location"))
+
+	tlsConfig := client.Transport.(*http.Transport).TLSClientConfig
+	u, err := neturl.Parse(appURL)
+	require.NoError(t, err)
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	handshake := func(minVersion, maxVersion uint16) error {
+		cfg := &tls.Config{RootCAs: tlsConfig.RootCAs, ServerName: u.Hostname(), MinVersion: minVersion, MaxVersion: maxVersion}
+		conn, err := tls.Dial("tcp", net.JoinHostPort("127.0.0.1", port), cfg)
+		if err == nil {
+			conn.Close()
+		}
+		return err
+	}
+	assert.Error(t, handshake(tls.VersionTLS10, tls.VersionTLS11), "a TLS 1.1 handshake is refused")
+	assert.NoError(t, handshake(tls.VersionTLS12, tls.VersionTLS12), "a TLS 1.2 handshake succeeds")
 }

@@ -63,6 +63,10 @@ func TestDevLifecycle(t *testing.T) {
 		p.assertNetworksSplit(t)
 	})
 
+	t.Run("the edge serves the app and Grafana over TLS 1.2+ with the stack's certificate, and plain HTTP redirects", func(t *testing.T) {
+		p.assertEdge(t, "https://localhost:8443", "http://127.0.0.1:8080", false)
+	})
+
 	t.Run("a second preview changes nothing, and again after refresh", func(t *testing.T) {
 		assert.Empty(t, p.changes(t, stack))
 		p.must(t, stack, "refresh", "--yes", "--skip-preview")

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/maricusco/infra/stacks"
 )
 
 // TestProdLifecycle deploys prod as shipped, two instances behind nginx, on Docker 26 and ports of
@@ -27,6 +30,19 @@ func TestProdLifecycle(t *testing.T) {
 		require.Equal(t, prodContainers, p.containers(t, stack))
 		p.waitHealthy(t, prodContainers, 10*time.Second)
 		figure(t, e.name, "prod `up` from nothing to all healthy (s)", took.Seconds())
+	})
+
+	t.Run("only the edge is published, and it serves https with HSTS for its hostname", func(t *testing.T) {
+		published := e.mustDocker(t, "ps", "--filter", "label=maricusco.stack="+stack, "--format", "{{.Names}} {{.Ports}}")
+		for _, line := range strings.Split(published, "\n") {
+			name, ports, _ := strings.Cut(line, " ")
+			if name == "maricusco-lb" {
+				assert.Equal(t, "0.0.0.0:10080->8080/tcp, 0.0.0.0:10443->8443/tcp", ports, "https and the redirect (shifted by 10000 here)")
+			} else {
+				assert.NotContains(t, ports, "->", "%s publishes nothing", name)
+			}
+		}
+		p.assertEdge(t, "https://maricusco.test:10443", "http://127.0.0.1:10080", true)
 	})
 
 	t.Run("a second up succeeds and changes nothing", func(t *testing.T) {
@@ -53,6 +69,25 @@ func TestProdLifecycle(t *testing.T) {
 		assert.Zero(t, r.failed, "first failure: %v", r.firstErr)
 		assert.Positive(t, r.sent)
 		p.waitHealthy(t, prodContainers, 10*time.Second)
+	})
+
+	t.Run("a new certificate is served after one up, and the request loop counts what the swap costs", func(t *testing.T) {
+		chain, key, err := stacks.NewSelfSignedEdge("e2e-ca-2", "maricusco.test", time.Now())
+		require.NoError(t, err)
+		client, appURL := p.edgeClient(t, chain) // the old certificate's CA and the new one's
+		l := startLoad(client, appURL+"/", 10*time.Minute)
+		p.config(t, stack, "set", "--path", "edge.certificate", "--", chain)
+		p.config(t, stack, "set", "--secret", stacks.EdgePrivateKeyKey, "--", key)
+		took := p.up(t, stack)
+		sent, failed := l.finish()
+		figure(t, e.name, "prod certificate rotation (s)", took.Seconds())
+		figure(t, e.name, "prod certificate rotation: failed requests", fmt.Sprintf("%d of %d (first: %v)", failed, sent, l.first()))
+		newOnly, _ := p.edgeClient(t) // tlsCertificate is the new chain now
+		resp, err := newOnly.Get(appURL + "/health")
+		require.NoError(t, err, "a client that trusts only the new certificate's CA connects: the new one is served")
+		resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Positive(t, sent)
 	})
 
 	t.Run("a roll killed between an instance's deletion and its replacement's health recovers with the next up", func(t *testing.T) {

@@ -19,7 +19,7 @@ import (
 const brokenAppImage = "maricusco:broken-e2e"
 
 // swarmServices are the services the swarm target runs: the seed's six and the backups, no nginx.
-var swarmServices = []string{"maricusco-app", "maricusco-backup", "maricusco-chromadb", "maricusco-grafana", "maricusco-postgres", "maricusco-prometheus", "maricusco-redis"}
+var swarmServices = []string{"maricusco-app", "maricusco-backup", "maricusco-chromadb", "maricusco-grafana", "maricusco-lb", "maricusco-postgres", "maricusco-prometheus", "maricusco-redis"}
 
 // singleNodeSwarm puts the engine in swarm mode with its node labelled as the data node, and
 // leaves swarm mode again after the test if it was off before.
@@ -183,8 +183,8 @@ func TestSwarmLifecycle(t *testing.T) {
 		p.config(t, stack, "set", "orchestrator", "swarm")
 		if mode == "dnsrr" {
 			p.config(t, stack, "set", "swarmEndpointMode", "dnsrr")
-			p.config(t, stack, "set", "--path", "ports.app", "")
-			p.config(t, stack, "set", "--path", "ports.grafana", "")
+			p.config(t, stack, "set", "--path", "edge.https", "")
+			p.config(t, stack, "set", "--path", "edge.http", "")
 		}
 		took := p.up(t, stack)
 		figure(t, label, "prod move from containers to services, `up` to converged (s)", took.Seconds())
@@ -200,6 +200,12 @@ func TestSwarmLifecycle(t *testing.T) {
 			assert.Equal(t, want, p.healthyTasks(t, s), "%s has converged when up returns", s)
 		}
 		for _, n := range stackNetworks {
+			// nginx at the edge serves TLS on the swarm too, to the app and to Grafana's sub-path.
+			for _, path := range []string{"/health", "/grafana/api/health"} {
+				code := e.mustDocker(t, "run", "--rm", "--network", "maricusco-edge", "--entrypoint", "curl", imageRefs(t)["app"][0],
+					"-sk", "-o", "/dev/null", "-w", "%{http_code}", "https://lb:8443"+path)
+				assert.Equal(t, "200", code, "https://lb:8443%s from the edge network", path)
+			}
 			network := e.mustDocker(t, "network", "inspect", "--format", "{{.Driver}} {{.Attachable}} {{json .Options}}", n)
 			assert.Regexp(t, `^overlay true \{.*"encrypted":"".*\}$`, network, "%s: an attachable overlay, encrypted by default", n)
 		}

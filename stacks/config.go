@@ -43,6 +43,8 @@ type Config struct {
 	Monitoring MonitoringConfig
 	// Backup is the database backups' schedule and limits.
 	Backup BackupConfig
+	// Edge is nginx in front of the app and Grafana: its name, TLS and redirect.
+	Edge EdgeConfig
 	// Secrets are the secret values the stack sets; a missing one is generated.
 	Secrets map[string]string
 	// Waivers are the guardrails the stack lifts deliberately.

@@ -113,7 +113,7 @@ func declarePorts(r *reader, c *Config) {
 		}
 	}
 	var overrides map[string]string
-	r.object("ports", "Host ports by service as [ip:]port, over the defaults app 0.0.0.0:8000 and grafana 0.0.0.0:3000; an empty value unpublishes.", &overrides, false)
+	r.object("ports", "Host ports by service as [ip:]port, for debugging (dev); none by default: the edge publishes the app and Grafana (edge.https, edge.http); an empty value unpublishes.", &overrides, false)
 	maps.Copy(ports, overrides)
 	publishable := names(c.registry, func(s Service) bool { return s.Publishable })
 	for _, svc := range slices.Sorted(maps.Keys(ports)) {

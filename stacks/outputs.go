@@ -1,26 +1,22 @@
 package stacks
 
 import (
+	"net"
 	"net/url"
 	"strconv"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
-// URL is how a user reaches a published service: the Docker host's name, or the bound address.
-func (p *Platform) URL(service string) string {
-	hp := p.Config.Services[service].Publish
-	if hp == nil {
-		return ""
+// edgeURL is how a user reaches the app through the edge: https on edge.hostname, with the
+// published port unless it is https's own (or the edge publishes none, behind a proxy of the
+// operator's).
+func (c *Config) edgeURL() string {
+	host := c.Edge.Hostname
+	if hp := c.Edge.Serve; hp != nil && hp.Port != 443 {
+		host = net.JoinHostPort(host, strconv.Itoa(hp.Port))
 	}
-	host := hp.IP
-	if host == "0.0.0.0" || host == "::" {
-		host = "localhost"
-		if u, err := url.Parse(DockerHost(p.Config.DockerHost)); err == nil && (u.Scheme == "ssh" || u.Scheme == "tcp") && u.Hostname() != "" {
-			host = u.Hostname()
-		}
-	}
-	return (&url.URL{Scheme: "http", Host: host + ":" + strconv.Itoa(hp.Port)}).String()
+	return (&url.URL{Scheme: "https", Host: host}).String()
 }
 
 // export exports the names of every workload and volume by service, each row's own outputs,

@@ -55,9 +55,10 @@ func (s Service) runs(c *Config) bool { return s.Runs == nil || s.Runs(c) }
 var Registry = []Service{
 	{
 		Name: "app", Image: "maricusco:1.0.0", ImageDescription: "Application image, pinned by tag or digest.",
-		Resources: seedRow("2.0", "4G", "0.5", "512M"), Publishable: true, Exposed: true, Publish: "0.0.0.0:8000",
-		Networks: []string{edge, data, monitoring},
-		After:    []string{"postgres", "redis", "chromadb"},
+		// Published by the edge (edge.https), never by itself.
+		Resources: seedRow("2.0", "4G", "0.5", "512M"),
+		Networks:  []string{edge, data, monitoring},
+		After:     []string{"postgres", "redis", "chromadb"},
 		Plan: func(c *Config, p *components.PlannedService) {
 			p.Instances = c.App.Replicas
 			if len(c.App.SecretEnv) > 0 {
@@ -92,15 +93,16 @@ var Registry = []Service{
 	},
 	{
 		Name: "grafana", Image: "grafana/grafana:11.3.1", ImageDescription: "Grafana image, pinned.",
-		Resources: seedRow("1.0", "512M", "0.25", "128M"), Publishable: true, Exposed: true, Publish: "0.0.0.0:3000", Stateful: true,
+		// Reached through the edge at /grafana/; a stack may publish its own port too (dev does).
+		Resources: seedRow("1.0", "512M", "0.25", "128M"), Publishable: true, Exposed: true, Stateful: true,
 		Networks: []string{monitoring},
 		Declare:  declareGrafana, Deploy: deployGrafana, Outputs: grafanaOutputs,
 	},
 	{
-		Name: "lb", Image: "nginx:1.27.3-alpine", ImageDescription: "Load balancer image (nginx), in front of the app's instances on one engine.",
+		Name: "lb", Image: "nginx:1.27.3-alpine", ImageDescription: "Edge image (nginx): TLS, and the load balancer in front of the app's instances.",
 		Resources: oursRow("1.0", "256M", "0.25", "64M"),
-		Networks:  []string{edge},
-		Runs:      func(c *Config) bool { return !c.Target.Replicates() },
+		Networks:  []string{edge, monitoring}, // the app's instances, and Grafana at /grafana/
+		Declare:   declareEdge,
 	},
 	{
 		// The backup client is the server's own image, so pg_dump matches the server.

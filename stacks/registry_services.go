@@ -91,9 +91,13 @@ func deployApp(ctx *pulumi.Context, d *Deployment) (components.Deployed, error) 
 	for k, v := range c.App.SecretEnv {
 		secretEnv[k] = pulumi.ToSecret(pulumi.String(v)).(pulumi.StringOutput)
 	}
-	// The load balancer publishes the app's port in front of the instances.
-	lb := d.Args("lb")
-	lb.Publish = c.Services["app"].Publish
+	edge := components.EdgeTLS{
+		Certificate: c.Edge.Certificate,
+		PrivateKey:  pulumi.ToSecret(pulumi.String(c.Edge.PrivateKey)).(pulumi.StringOutput),
+		HTTPS:       c.Edge.Serve,
+		Redirect:    c.Edge.Redirect,
+		HSTS:        c.Edge.HSTS,
+	}
 	return components.NewApp(ctx, "app", &components.AppArgs{
 		ServiceArgs:      d.Args("app"),
 		AppSettings:      c.App.AppSettings,
@@ -103,7 +107,8 @@ func deployApp(ctx *pulumi.Context, d *Deployment) (components.Deployed, error) 
 		PostgresPassword: d.Secrets.PostgresPassword,
 		RedisPassword:    d.Secrets.RedisPassword,
 		Replicas:         c.App.Replicas,
-		LoadBalancer:     lb,
+		LoadBalancer:     d.Args("lb"),
+		Edge:             edge,
 		Serving:          d.appServing,
 	}, d.Options...)
 }
@@ -111,7 +116,9 @@ func deployApp(ctx *pulumi.Context, d *Deployment) (components.Deployed, error) 
 func appOutputs(dep components.Deployed, p *Platform) map[string]pulumi.Input {
 	names := dep.(*components.App).InstanceNames()
 	return map[string]pulumi.Input{
-		"appUrl": pulumi.String(p.URL("app")),
+		"appUrl": pulumi.String(p.Config.edgeURL()),
+		// The chain the edge serves: for a self-signed edge, what clients trust.
+		"tlsCertificate": pulumi.String(p.Config.Edge.Certificate),
 		// deploy.sh's restore stops and starts these around a physical restore.
 		"appWorkloads": names.ToStringArrayOutput().ApplyT(func(n []string) string { return strings.Join(n, " ") }).(pulumi.StringOutput),
 	}
@@ -138,12 +145,13 @@ func deployGrafana(ctx *pulumi.Context, d *Deployment) (components.Deployed, err
 		AdminUser:     d.Config.Grafana.AdminUser,
 		AdminPassword: d.Secrets.GrafanaAdminPassword,
 		Dashboards:    d.dashboards,
+		RootURL:       d.Config.edgeURL() + components.GrafanaPath,
 	}, d.Options...)
 }
 
 func grafanaOutputs(_ components.Deployed, p *Platform) map[string]pulumi.Input {
 	return map[string]pulumi.Input{
-		"grafanaUrl":           pulumi.String(p.URL("grafana")),
+		"grafanaUrl":           pulumi.String(p.Config.edgeURL() + components.GrafanaPath),
 		"grafanaAdminPassword": p.Secrets.GrafanaAdminPassword,
 	}
 }

@@ -56,6 +56,7 @@ func validate(r *reader, c *Config, stack string) {
 		validateService(r, s, c.Services[s.Name])
 	}
 	validatePorts(r, c)
+	validateEdge(r, c.Edge, stack)
 	validateApp(r, c)
 	for _, key := range slices.Sorted(maps.Keys(c.Secrets)) {
 		if !passwordPattern.MatchString(c.Secrets[key]) {
@@ -104,24 +105,38 @@ func validateService(r *reader, row Service, s *ServiceConfig) {
 	}
 }
 
-// validatePorts refuses two services on one host port, however each address is written.
+// validatePorts refuses two services (or the edge's redirect) on one host port, however each
+// address is written, and a redirect a swarm cannot publish.
 func validatePorts(r *reader, c *Config) {
 	type binding struct {
-		service string
-		hp      *components.HostPort
+		key, owner string
+		hp         *components.HostPort
 	}
-	var bound []binding
-	for _, s := range c.registry {
-		hp := c.Services[s.Name].Publish
+	var bindings []binding
+	for _, edge := range []struct {
+		key, owner string
+		hp         *components.HostPort
+	}{{"edge.https", "the edge", c.Edge.Serve}, {"edge.http", "the edge's redirect", c.Edge.Redirect}} {
+		hp := edge.hp
 		if hp == nil {
 			continue
 		}
-		for _, b := range bound {
-			if b.hp.Port == hp.Port && sameAddresses(b.hp.IP, hp.IP) {
-				r.fail("ports."+s.Name, "host port %d is already taken by %s; give each service its own host port", hp.Port, b.service)
+		bindings = append(bindings, binding{edge.key, edge.owner, hp})
+		if c.Target != nil && c.Target.Replicates() && (c.TargetOptions.SwarmEndpointMode == components.EndpointDNSRR || !net.ParseIP(hp.IP).IsUnspecified()) {
+			r.fail(edge.key, "%s:%d cannot be published under swarm: the routing mesh publishes on 0.0.0.0 of every node, and dnsrr publishes nothing; publish it on 0.0.0.0, or none (empty value)", hp.IP, hp.Port)
+		}
+	}
+	for _, s := range c.registry {
+		if hp := c.Services[s.Name].Publish; hp != nil {
+			bindings = append(bindings, binding{"ports." + s.Name, s.Name, hp})
+		}
+	}
+	for i, b := range bindings {
+		for _, before := range bindings[:i] {
+			if before.hp.Port == b.hp.Port && sameAddresses(before.hp.IP, b.hp.IP) {
+				r.fail(b.key, "host port %d is already taken by %s; give each its own host port", b.hp.Port, before.owner)
 			}
 		}
-		bound = append(bound, binding{s.Name, hp})
 	}
 }
 

@@ -1,10 +1,13 @@
 package tests
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
 	"github.com/stretchr/testify/assert"
@@ -36,8 +39,16 @@ func TestBadConfigIsRefused(t *testing.T) {
 			[]string{"maricusco:resources.mysql", "unknown service; use one of app, postgres, redis, chromadb, prometheus, grafana"}},
 		{"an unknown field in resources", dev.with("resources", map[string]any{"app": map[string]any{"limit": map[string]string{"memory": "1G"}}}),
 			[]string{"maricusco:resources", "field limit not found"}},
-		{"two services on one host port", dev.with("ports", map[string]string{"chromadb": "127.0.0.1:8000"}),
-			[]string{"maricusco:ports.chromadb", "host port 8000 is already taken by app"}},
+		{"two services on one host port", dev.with("ports", map[string]string{"postgres": "127.0.0.1:5432", "chromadb": "127.0.0.1:5432"}),
+			[]string{"maricusco:ports.chromadb", "host port 5432 is already taken by postgres"}},
+		{"a service on the edge's port", dev.with("ports", map[string]string{"chromadb": "127.0.0.1:8443"}),
+			[]string{"maricusco:ports.chromadb", "host port 8443 is already taken by the edge"}},
+		{"the edge's redirect on its https port", edgeWith(t, dev, map[string]any{"http": "127.0.0.1:8443"}),
+			[]string{"maricusco:edge.http", "host port 8443 is already taken by the edge"}},
+		{"a redirect that is not [ip:]port", edgeWith(t, dev, map[string]any{"http": "localhost:80"}),
+			[]string{"maricusco:edge.http", `"localhost" is not an IP address`}},
+		{"a redirect the routing mesh cannot publish", edgeWith(t, onSwarm(t, "prod"), map[string]any{"http": "127.0.0.1:80"}),
+			[]string{"maricusco:edge.http", "cannot be published under swarm"}},
 		{"a port out of range", prod.with("ports", map[string]string{"grafana": "0.0.0.0:70000"}),
 			[]string{"maricusco:ports.grafana", `port "70000" is out of range; use 1 to 65535`}},
 		{"an unknown service name in ports", prod.with("ports", map[string]string{"nginx": "8080"}),
@@ -196,12 +207,34 @@ func TestBadConfigIsRefused(t *testing.T) {
 			[]string{"maricusco:dockerHost", "no password"}},
 		{"a Docker host with a query", dev.with("dockerHost", "tcp://host:2376?x=1"),
 			[]string{"maricusco:dockerHost", "no query"}},
-		{"one host port written two ways", dev.with("ports", map[string]string{"app": "[::]:8000", "chromadb": "127.0.0.1:8000"}),
-			[]string{"maricusco:ports.chromadb", "host port 8000 is already taken by app"}},
+		{"one host port written two ways", dev.with("ports", map[string]string{"postgres": "[::]:8000", "chromadb": "127.0.0.1:8000"}),
+			[]string{"maricusco:ports.chromadb", "host port 8000 is already taken by postgres"}},
 		{"a module that is not module:attribute", dev.with("appModule", "app; rm -rf /"),
 			[]string{"maricusco:appModule", "is not module:attribute"}},
 		{"a listen address that is not an IP", dev.with("appHost", "everywhere"),
 			[]string{"maricusco:appHost", `"everywhere" is not an IP address`}},
+
+		// The edge's certificate.
+		{"prod's edge without its certificate and key", edgeWith(t, prod, map[string]any{"certificate": nil}).with(stacks.EdgePrivateKeyKey, nil),
+			[]string{"maricusco:edge.certificate", "edge.tls is files", "config set --path edge.certificate", "config set --secret edgePrivateKey"}},
+		{"a self-signed edge not issued yet", edgeWith(t, dev, map[string]any{"certificate": nil}),
+			[]string{"maricusco:edge.certificate", "./deploy.sh dev up` (or preview) generates it"}},
+		{"a TLS source that is none", edgeWith(t, dev, map[string]any{"tls": "acme"}),
+			[]string{"maricusco:edge.tls", `"acme" is no TLS source; use self-signed or files`}},
+		{"a hostname that is none", edgeWith(t, dev, map[string]any{"hostname": "maricusco_test"}),
+			[]string{"maricusco:edge.hostname", "is not a host name"}},
+		{"a certificate for another name", edgeCertificate(t, prod, "maricusco.test", "other.test", 0, ""),
+			[]string{"maricusco:edge.certificate", "is for other.test, localhost", `not edge.hostname "maricusco.test"`}},
+		{"an expired certificate", edgeCertificate(t, prod, "maricusco.test", "maricusco.test", -900*24*time.Hour, ""),
+			[]string{"maricusco:edge.certificate", "expired on"}},
+		{"a certificate about to expire", edgeCertificate(t, prod, "maricusco.test", "maricusco.test", -815*24*time.Hour, ""),
+			[]string{"maricusco:edge.certificate", "in less than 14 days"}},
+		{"a key that is not the certificate's", edgeCertificate(t, prod, "maricusco.test", "maricusco.test", 0, "another key"),
+			[]string{"maricusco:edgePrivateKey", "is not the key of edge.certificate"}},
+		{"a certificate that is no PEM", edgeWith(t, prod, map[string]any{"certificate": "hunter2"}),
+			[]string{"maricusco:edge.certificate", "holds no PEM certificate"}},
+		{"the edge's key in plaintext", plaintext(prod, stacks.EdgePrivateKeyKey).with(stacks.EdgePrivateKeyKey, "-----BEGIN PRIVATE KEY-----\nhunter2\n-----END PRIVATE KEY-----"),
+			[]string{"maricusco:edgePrivateKey", "is stored in plaintext"}},
 
 		// Secrets in the wrong place.
 		{"the Docker host set as a secret", dev.withSecret("dockerHost", "ssh://deploy@hunter2-host"),
@@ -228,7 +261,7 @@ func TestEveryConfigProblemIsReportedAtOnce(t *testing.T) {
 	sc := loadStack(t, "prod").
 		with("appImage", "maricusco:latest").
 		with("appReplicas", "-1").
-		with("ports", map[string]string{"grafana": "8000"}).
+		with("ports", map[string]string{"grafana": "443"}).
 		with("resources", map[string]any{"app": map[string]any{"limits": map[string]string{"memory": "4GB"}}})
 	_, err := run(t, sc)
 	require.Error(t, err)
@@ -309,4 +342,41 @@ func TestShippedStackValuesHaveTheDeclaredTypes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// edgeWith is the stack with fields of its edge changed; a nil value removes the field.
+func edgeWith(t testing.TB, sc StackConfig, fields map[string]any) StackConfig {
+	t.Helper()
+	edge := map[string]any{}
+	if raw, ok := sc.Values[stacks.Namespace+":edge"]; ok {
+		require.NoError(t, json.Unmarshal([]byte(raw), &edge))
+	}
+	for k, v := range fields {
+		if v == nil {
+			delete(edge, k)
+		} else {
+			edge[k] = v
+		}
+	}
+	return sc.with("edge", edge)
+}
+
+// edgeCertificate is the stack with edge.hostname hostname and a certificate for issuedFor, issued
+// age ago (its lifetime is 825 days), and its key, or another when otherKey is set.
+func edgeCertificate(t *testing.T, sc StackConfig, hostname, issuedFor string, age time.Duration, otherKey string) StackConfig {
+	t.Helper()
+	chain, key, err := stacks.NewSelfSignedEdge(sc.Name, issuedFor, time.Now().Add(age))
+	require.NoError(t, err)
+	if otherKey != "" {
+		_, key, err = stacks.NewSelfSignedEdge(sc.Name, issuedFor, time.Now())
+		require.NoError(t, err)
+	}
+	return edgeWith(t, sc, map[string]any{"hostname": hostname, "certificate": chain}).withSecret(stacks.EdgePrivateKeyKey, key)
+}
+
+// plaintext is the stack with key no longer marked secret, as a value set without --secret.
+func plaintext(sc StackConfig, key string) StackConfig {
+	out := sc.with("", nil)
+	out.Secrets = slices.DeleteFunc(out.Secrets, func(k string) bool { return k == stacks.Namespace+":"+key })
+	return out
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -91,7 +92,42 @@ func loadStack(t testing.TB, name string) StackConfig {
 		require.NoError(t, err)
 		sc.Values[key] = string(b)
 	}
-	return sc
+	return withEdgeCertificate(t, sc)
+}
+
+// edgeCertificates are the tests' edge certificates, one per stack, the same for every run of it:
+// two runs of one config declare the same edge.
+var edgeCertificates sync.Map
+
+type issuedEdge struct{ chain, key string }
+
+// withEdgeCertificate gives the stack's edge a certificate for its hostname, as deploy.sh does for
+// a self-signed edge and the operator for one of files, unless the stack file has one.
+func withEdgeCertificate(t testing.TB, sc StackConfig) StackConfig {
+	t.Helper()
+	var edge map[string]any
+	if raw, ok := sc.Values[stacks.Namespace+":edge"]; ok {
+		require.NoError(t, json.Unmarshal([]byte(raw), &edge))
+	}
+	if _, ok := edge["certificate"]; ok {
+		return sc
+	}
+	if edge == nil {
+		edge = map[string]any{}
+	}
+	hostname, _ := edge["hostname"].(string)
+	if hostname == "" {
+		hostname = "localhost"
+	}
+	cached, ok := edgeCertificates.Load(sc.Name + "/" + hostname)
+	if !ok {
+		chain, key, err := stacks.NewSelfSignedEdge(sc.Name, hostname, time.Now())
+		require.NoError(t, err)
+		cached, _ = edgeCertificates.LoadOrStore(sc.Name+"/"+hostname, issuedEdge{chain, key})
+	}
+	cert := cached.(issuedEdge)
+	edge["certificate"] = cert.chain
+	return sc.with("edge", edge).withSecret(stacks.EdgePrivateKeyKey, cert.key)
 }
 
 // with returns a copy of the config with key (without namespace) set to value; a value that is

@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -66,31 +68,66 @@ func instance(t *testing.T, ip string, port, status int) *atomic.Int64 {
 
 var (
 	upstreamLine = regexp.MustCompile(`(set \$app_upstream http://[^:]+:)[0-9]+;`)
-	listenLine   = regexp.MustCompile(`listen [0-9]+;`)
+	grafanaLine  = regexp.MustCompile(`(set \$grafana_upstream http://[^:]+:)[0-9]+;`)
+	healthListen = regexp.MustCompile(`listen 8000;`)
+	plainListen  = regexp.MustCompile(`listen 8080;`)
+	tlsListen    = regexp.MustCompile(`listen 8443 ssl`)
 	resolverLine = regexp.MustCompile(`resolver 127\.0\.0\.11 `)
 )
 
-// runNginx runs the load balancer's config as shipped, its Docker addresses moved to loopback:
-// the listen port, Docker's DNS at 127.0.0.11:53, and the app's port. It returns nginx's URL.
-func runNginx(t *testing.T, config string, dnsPort, appPort int) string {
+// writeLocally writes config, the lb container's nginx.conf, into dir with the files it reads
+// there, at their paths moved into dir, and returns the config's path.
+func writeLocally(t *testing.T, lb Resource, config, dir string) string {
 	t.Helper()
+	files, _ := uploads(lb)
+	// nginx's temp paths first: dir itself may lie below /tmp.
+	config = strings.ReplaceAll(config, " /tmp/", " "+dir+"/")
+	for _, f := range []string{"/run/maricusco/edge/certificate.pem", "/run/secrets/edge_private_key"} {
+		require.Contains(t, config, " "+f+";", "nginx reads %s", f)
+		local := filepath.Join(dir, filepath.Base(f))
+		require.NoError(t, os.WriteFile(local, []byte(files[f]), 0o600))
+		config = strings.ReplaceAll(config, " "+f+";", " "+local+";")
+	}
+	path := filepath.Join(dir, "nginx.conf")
+	require.NoError(t, os.WriteFile(path, []byte(config), 0o644))
+	return path
+}
+
+// edge is nginx running the edge's config as shipped, its Docker addresses moved to loopback.
+type edge struct {
+	https, http string       // its URLs
+	client      *http.Client // trusts the chain the edge serves, as a client given tlsCertificate
+	chain       string
+}
+
+// runNginx runs the load balancer's config and files as the lb container receives them, its
+// Docker addresses moved to loopback: the listen ports, Docker's DNS at 127.0.0.11:53, the app's
+// and Grafana's ports, and the certificate's and key's paths.
+func runNginx(t *testing.T, lb Resource, dnsPort, appPort, grafanaPort int) edge {
+	t.Helper()
+	files, _ := uploads(lb)
+	config := files[nginxConfig]
+	require.NotEmpty(t, config)
 	dir := t.TempDir()
-	port := freePort(t)
+	health, plain, secure := freePort(t), freePort(t), freePort(t)
 	for _, r := range []struct {
 		re   *regexp.Regexp
 		with string
 	}{
-		{listenLine, fmt.Sprintf("listen 127.0.0.1:%d;", port)},
+		{healthListen, fmt.Sprintf("listen 127.0.0.1:%d;", health)},
+		{plainListen, fmt.Sprintf("listen 127.0.0.1:%d;", plain)},
+		{tlsListen, fmt.Sprintf("listen 127.0.0.1:%d ssl", secure)},
 		{resolverLine, fmt.Sprintf("resolver 127.0.0.1:%d ", dnsPort)},
 		{upstreamLine, fmt.Sprintf("${1}%d;", appPort)},
+		{grafanaLine, fmt.Sprintf("${1}%d;", grafanaPort)},
 	} {
 		require.Regexp(t, r.re, config, "the shipped config has the line the test moves")
 		config = r.re.ReplaceAllString(config, r.with)
 	}
-	config = strings.ReplaceAll(config, " /tmp/", " "+dir+"/")
-	path := filepath.Join(dir, "nginx.conf")
-	require.NoError(t, os.WriteFile(path, []byte(config), 0o644))
+	path := writeLocally(t, lb, config, dir)
 	cmd := exec.Command(tool(t, "nginx", "nginx"), "-p", dir, "-c", path, "-g", "daemon off;")
+	var log strings.Builder
+	cmd.Stdout, cmd.Stderr = &log, &log
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
 		// SIGTERM is nginx's fast shutdown: the master stops its workers, which a killed master
@@ -105,23 +142,31 @@ func runNginx(t *testing.T, config string, dnsPort, appPort int) string {
 			<-done
 		}
 	})
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	require.Eventually(t, func() bool {
-		resp, err := http.Get(url + "/health")
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/lb-health", health))
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, 30*time.Second, 50*time.Millisecond, "nginx answers its own health")
-	return url
+	}, 30*time.Second, 50*time.Millisecond, "nginx answers its own health; it said:\n%s", &log)
+	roots := x509.NewCertPool()
+	require.True(t, roots.AppendCertsFromPEM([]byte(files["/run/maricusco/edge/certificate.pem"])))
+	client := &http.Client{
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true},
+		// A redirect is what a test looks at, not where it leads.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return edge{
+		https:  fmt.Sprintf("https://127.0.0.1:%d", secure),
+		http:   fmt.Sprintf("http://127.0.0.1:%d", plain),
+		client: client,
+		chain:  files["/run/maricusco/edge/certificate.pem"],
+	}
 }
 
 func TestTheLoadBalancerSkipsAnInstanceThatCannotServe(t *testing.T) {
 	res := mustRun(t, loadStack(t, "prod"))
-	files, _ := uploads(res.Container(t, container("lb")))
-	config := files[nginxConfig]
-	require.NotEmpty(t, config)
 	for _, tc := range []struct {
 		name   string
 		status int // what the bad instance answers; 0: it refuses connections
@@ -138,9 +183,9 @@ func TestTheLoadBalancerSkipsAnInstanceThatCannotServe(t *testing.T) {
 				badHits = instance(t, bad, appPort, tc.status)
 			}
 			goodHits := instance(t, good, appPort, http.StatusOK)
-			url := runNginx(t, config, answerA(t, bad, good), appPort)
+			e := runNginx(t, res.Container(t, container("lb")), answerA(t, bad, good), appPort, freePort(t))
 			for i := 0; i < 20; i++ {
-				resp, err := http.Get(url + "/orders")
+				resp, err := e.client.Get(e.https + "/orders")
 				require.NoError(t, err)
 				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
@@ -152,6 +197,77 @@ func TestTheLoadBalancerSkipsAnInstanceThatCannotServe(t *testing.T) {
 			if badHits != nil {
 				assert.Positive(t, badHits.Load(), "nginx tried the bad instance, then the next")
 			}
+		})
+	}
+}
+
+// echoPath answers every request on ip:port with the URI it received, as Grafana behind the edge.
+func echoPath(t *testing.T, ip string, port int) {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+	require.NoError(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = fmt.Fprintf(w, "grafana got %s from %s", r.URL.RequestURI(), r.Header.Get("X-Forwarded-Proto"))
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+}
+
+func TestTheEdgeServesTheAppAndGrafanaOverModernTLSOnly(t *testing.T) {
+	for _, tc := range []struct {
+		stack, httpsSuffix string
+		hsts               bool
+	}{
+		{"dev", ":8443", false},
+		{"prod", "", true},
+	} {
+		t.Run(tc.stack, func(t *testing.T) {
+			res := mustRun(t, loadStack(t, tc.stack))
+			appPort, grafanaPort, ip := freePort(t), freePort(t), "127.0.0.3"
+			instance(t, ip, appPort, http.StatusOK)
+			echoPath(t, ip, grafanaPort)
+			e := runNginx(t, res.Container(t, container("lb")), answerA(t, ip), appPort, grafanaPort)
+
+			resp, err := e.client.Get(e.https + "/orders")
+			require.NoError(t, err, "a client that trusts tlsCertificate connects")
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assert.Equal(t, ip+" answers 200\n", string(body), "the app answers through the edge")
+			assert.Equal(t, 2, resp.ProtoMajor, "HTTP/2")
+			assert.Equal(t, "nginx", resp.Header.Get("Server"), "no version is shown to clients")
+			if tc.hsts {
+				assert.Equal(t, "max-age=63072000", resp.Header.Get("Strict-Transport-Security"))
+			} else {
+				assert.Empty(t, resp.Header.Get("Strict-Transport-Security"), "no HSTS on a laptop's localhost")
+			}
+
+			resp, err = e.client.Get(e.https + "/grafana/api/health?x=1")
+			require.NoError(t, err)
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assert.Equal(t, "grafana got /grafana/api/health?x=1 from https", string(body), "Grafana receives its sub-path as it came, and knows it was https")
+
+			resp, err = e.client.Get(e.http + "/orders?x=1")
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusMovedPermanently, resp.StatusCode, "plain HTTP only redirects")
+			assert.Equal(t, "https://127.0.0.1"+tc.httpsSuffix+"/orders?x=1", resp.Header.Get("Location"), "to the published https port")
+
+			addr := strings.TrimPrefix(e.https, "https://")
+			roots := e.client.Transport.(*http.Transport).TLSClientConfig.RootCAs
+			handshake := func(cfg *tls.Config) error {
+				cfg.RootCAs, cfg.ServerName = roots, "localhost"
+				conn, err := tls.Dial("tcp", addr, cfg)
+				if err == nil {
+					conn.Close()
+				}
+				return err
+			}
+			assert.Error(t, handshake(&tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}), "TLS 1.1 is refused")
+			assert.NoError(t, handshake(&tls.Config{MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12}), "TLS 1.2 is served")
+			assert.NoError(t, handshake(&tls.Config{MinVersion: tls.VersionTLS13}), "TLS 1.3 is served")
+			cbc := []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA}
+			assert.Error(t, handshake(&tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: cbc}), "a CBC cipher is refused")
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -47,7 +48,7 @@ func forEachStack(t *testing.T, check func(t *testing.T, stack string, res *Resu
 // the data network the app's and the backups' connections to the data services, monitoring
 // Prometheus's scrapes and Grafana's queries.
 var wantNetworks = map[string][]string{
-	"lb":         {edgeNetwork},
+	"lb":         {edgeNetwork, monitoringNetwork}, // the app's instances, and Grafana at /grafana/
 	"app":        {edgeNetwork, dataNetwork, monitoringNetwork},
 	"postgres":   {dataNetwork},
 	"redis":      {dataNetwork},
@@ -249,13 +250,15 @@ func TestAppRunsAsUID1000OnPort8000WithTheSeedSettings(t *testing.T) {
 				assert.Equal(t, v, vars[k], k)
 			}
 		}
-		// The app's port 8000 is published by the load balancer in front of the instances.
+		// The app is published by the edge in front of the instances: https, and the redirect.
 		for _, app := range res.AppInstances() {
 			assert.False(t, app.Inputs.HasValue("ports"), "%s publishes nothing", app.Name)
 		}
-		ports := res.Container(t, container("lb")).Inputs["ports"].ArrayValue()
-		require.Len(t, ports, 1)
-		assert.Equal(t, 8000.0, ports[0].ObjectValue()["internal"].NumberValue())
+		var internal []float64
+		for _, p := range res.Container(t, container("lb")).Inputs["ports"].ArrayValue() {
+			internal = append(internal, p.ObjectValue()["internal"].NumberValue())
+		}
+		assert.Equal(t, []float64{8443, 8080}, internal, "nginx's https and redirect ports")
 	})
 }
 
@@ -339,7 +342,7 @@ func TestHealthchecksAreTheSeedsWithAFastStartPhase(t *testing.T) {
 		container("redis"):      "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG",
 		container("chromadb"):   "GET /api/v2/heartbeat",
 		container("prometheus"): "http://127.0.0.1:9090/-/healthy",
-		container("grafana"):    "http://127.0.0.1:3000/api/health",
+		container("grafana"):    "http://127.0.0.1:3000/grafana/api/health",
 		container("backup"):     "/run/maricusco/backup.sh health",
 	}
 	forEachStack(t, func(t *testing.T, _ string, res *Result) {
@@ -497,16 +500,16 @@ func TestAFirstDeployStartsTheInstancesSideBySide(t *testing.T) {
 	})
 }
 
-func TestProdPublishesOnlyPorts8000And3000(t *testing.T) {
+func TestProdPublishesOnlyTheEdgesHTTPSAndRedirect(t *testing.T) {
 	res := mustRun(t, loadStack(t, "prod"))
 	published := publishedPorts(res)
-	assert.Equal(t, map[string]string{container("lb"): "0.0.0.0:8000->8000", container("grafana"): "0.0.0.0:3000->3000"}, published)
+	assert.Equal(t, map[string]string{container("lb"): "0.0.0.0:443->8443,0.0.0.0:80->8080"}, published, "Grafana is reached through the edge")
 }
 
 func TestDevPublishesEveryServiceOnLoopbackOnly(t *testing.T) {
 	res := mustRun(t, loadStack(t, "dev"))
 	assert.Equal(t, map[string]string{
-		container("lb"):         "127.0.0.1:8000->8000",
+		container("lb"):         "127.0.0.1:8080->8080,127.0.0.1:8443->8443",
 		container("grafana"):    "127.0.0.1:3000->3000",
 		container("postgres"):   "127.0.0.1:5432->5432",
 		container("redis"):      "127.0.0.1:6379->6379",
@@ -632,14 +635,18 @@ func TestStackFilesHoldNoPlaintextSecret(t *testing.T) {
 
 func TestOutputsNameWhatWasDeployed(t *testing.T) {
 	want := map[string]map[string]any{
-		"dev":  {"appUrl": "http://127.0.0.1:8000", "grafanaUrl": "http://127.0.0.1:3000"},
-		"prod": {"appUrl": "http://localhost:8000", "grafanaUrl": "http://localhost:3000"},
+		"dev":  {"appUrl": "https://localhost:8443", "grafanaUrl": "https://localhost:8443/grafana/"},
+		"prod": {"appUrl": "https://localhost", "grafanaUrl": "https://localhost/grafana/"},
 	}
 	forEachStack(t, func(t *testing.T, stack string, res *Result) {
 		for k, v := range want[stack] {
 			assert.Equal(t, v, res.Exports[k].Value, k)
 			assert.False(t, res.Exports[k].Secret, k)
 		}
+		var edge struct{ Certificate string }
+		require.NoError(t, json.Unmarshal([]byte(loadStack(t, stack).Values["maricusco:edge"]), &edge))
+		assert.Equal(t, edge.Certificate, res.Exports["tlsCertificate"].Value, "the chain the edge serves, for clients to trust")
+		assert.False(t, res.Exports["tlsCertificate"].Secret)
 		assert.Equal(t, map[string]string{"edge": edgeNetwork, "data": dataNetwork, "monitoring": monitoringNetwork}, res.Exports["networkNames"].Value)
 		assert.Equal(t, map[string]string{
 			"postgres": "maricusco_postgres_data", "redis": "maricusco_redis_data", "chromadb": "maricusco_chromadb_data",

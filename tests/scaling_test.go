@@ -2,9 +2,7 @@ package tests
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -13,12 +11,11 @@ import (
 
 const nginxConfig = "/run/maricusco/nginx.conf"
 
-// nginxTest runs `nginx -t` on a generated config.
-func nginxTest(t *testing.T, config string) {
+// nginxTest runs `nginx -t` on the lb container's config, with the files it reads.
+func nginxTest(t *testing.T, lb Resource, config string) {
 	t.Helper()
 	dir := t.TempDir()
-	path := filepath.Join(dir, "nginx.conf")
-	require.NoError(t, os.WriteFile(path, []byte(config), 0o644))
+	path := writeLocally(t, lb, config, dir)
 	out, err := exec.Command(tool(t, "nginx", "nginx"), "-t", "-p", dir, "-c", path).CombinedOutput()
 	require.NoError(t, err, "nginx -t:\n%s\n%s", out, config)
 	assert.Contains(t, string(out), "test is successful")
@@ -36,7 +33,7 @@ func TestNginxAcceptsTheLoadBalancerConfig(t *testing.T) {
 			files, _ := uploads(lb)
 			require.Contains(t, files, nginxConfig)
 			assert.Contains(t, strs(lb.Inputs["command"]), nginxConfig)
-			nginxTest(t, files[nginxConfig])
+			nginxTest(t, lb, files[nginxConfig])
 			configs[n] = files[nginxConfig]
 			for _, app := range res.AppInstances() {
 				assert.False(t, app.Inputs.HasValue("ports"), "instances behind the load balancer publish nothing")
@@ -126,7 +123,7 @@ func TestURNsStayStableWhenConfigChanges(t *testing.T) {
 	for name, sc := range map[string]StackConfig{
 		"images":    base.with("appImage", "maricusco:2.0.0").with("postgresImage", "timescale/timescaledb:2.18.0-pg16"),
 		"limits":    base.with("resources", map[string]any{"app": map[string]any{"limits": map[string]string{"memory": "8G"}}}),
-		"ports":     base.with("ports", map[string]string{"app": "0.0.0.0:80"}),
+		"ports":     edgeWith(t, base, map[string]any{"https": "0.0.0.0:8443"}),
 		"secrets":   base.withSecret("postgresPassword", "a-new-Password-123"),
 		"docker":    base.with("dockerHost", "ssh://deploy@docker.example"),
 		"healthchk": base.with("healthcheckInterval", "10s"),

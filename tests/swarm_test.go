@@ -28,8 +28,8 @@ const (
 func onSwarm(t testing.TB, name string) StackConfig {
 	sc := loadStack(t, name).with("orchestrator", "swarm")
 	if name == "dev" {
-		sc = sc.with("ports", map[string]string{"app": "0.0.0.0:8000", "grafana": "0.0.0.0:3000",
-			"postgres": "", "redis": "", "chromadb": "", "prometheus": ""})
+		sc = sc.with("ports", map[string]string{"grafana": "0.0.0.0:3000", "postgres": "", "redis": "", "chromadb": "", "prometheus": ""})
+		sc = edgeWith(t, sc, map[string]any{"https": "0.0.0.0:8443", "http": "0.0.0.0:8080"})
 	}
 	return sc
 }
@@ -70,7 +70,7 @@ func arr(v resource.PropertyValue) []resource.PropertyValue {
 func TestSwarmRunsOneServicePerService(t *testing.T) {
 	forEachSwarmStack(t, func(t *testing.T, stack string, res *Result) {
 		assert.ElementsMatch(t, []string{container("app"), container("postgres"), container("redis"), container("chromadb"),
-			container("prometheus"), container("grafana"), container("backup")}, keys(res.Services()), "no nginx: the routing mesh balances")
+			container("prometheus"), container("grafana"), container("backup"), container("lb")}, keys(res.Services()), "nginx at the edge, as on one engine")
 		assert.Empty(t, res.OfType(containerType))
 		assert.Empty(t, res.OfType(remoteImageType), "every node pulls the image a task needs")
 		nets := res.OfType(networkType)
@@ -161,8 +161,8 @@ func TestSwarmRollsStatelessStartFirstStatefulStopFirst(t *testing.T) {
 		for name, s := range res.Services() {
 			update, rollback := s.Inputs["updateConfig"], s.Inputs["rollbackConfig"]
 			order := "stop-first"
-			if name == container("app") {
-				order = "start-first"
+			if name == container("app") || name == container("lb") {
+				order = "start-first" // stateless: the new task serves before the old one goes
 			}
 			assert.Equal(t, order, obj(update, "order").StringValue(), "%s: two tasks never share a data volume", name)
 			assert.Equal(t, 1.0, obj(update, "parallelism").NumberValue(), name)
@@ -178,8 +178,8 @@ func TestSwarmPinsStatefulServicesToTheDataNode(t *testing.T) {
 	forEachSwarmStack(t, func(t *testing.T, _ string, res *Result) {
 		for name, s := range res.Services() {
 			constraints := strs(obj(s.Inputs["taskSpec"], "placement", "constraints"))
-			if name == container("app") {
-				assert.Empty(t, constraints, "the app runs on any node")
+			if name == container("app") || name == container("lb") {
+				assert.Empty(t, constraints, "%s runs on any node", name)
 				continue
 			}
 			assert.Equal(t, []string{dataNodeContraint}, constraints, "%s stays with its volume", name)
@@ -188,15 +188,19 @@ func TestSwarmPinsStatefulServicesToTheDataNode(t *testing.T) {
 }
 
 func TestSwarmPublishesThroughTheRoutingMesh(t *testing.T) {
-	forEachSwarmStack(t, func(t *testing.T, _ string, res *Result) {
-		published := map[string]float64{}
+	forEachSwarmStack(t, func(t *testing.T, stack string, res *Result) {
+		published := map[string][]float64{}
 		for name, s := range res.Services() {
 			for _, p := range arr(obj(s.Inputs["endpointSpec"], "ports")) {
 				assert.Equal(t, "ingress", obj(p, "publishMode").StringValue(), name)
-				published[name] = obj(p, "publishedPort").NumberValue()
+				published[name] = append(published[name], obj(p, "publishedPort").NumberValue(), obj(p, "targetPort").NumberValue())
 			}
 		}
-		assert.Equal(t, map[string]float64{container("app"): 8000, container("grafana"): 3000}, published)
+		want := map[string]map[string][]float64{
+			"dev":  {container("lb"): {8443, 8443, 8080, 8080}, container("grafana"): {3000, 3000}},
+			"prod": {container("lb"): {443, 8443, 80, 8080}},
+		}[stack]
+		assert.Equal(t, want, published, "the edge's https and redirect (published, target), and what the stack publishes for debugging")
 	})
 }
 
@@ -336,7 +340,7 @@ func TestSwarmRefusesWhatItCannotDo(t *testing.T) {
 		{"a data node too small for the seed's reservations", []stacks.SwarmNode{{Name: "small", Data: true, CPUs: 1e9, Memory: 64 << 30}}, nil,
 			"the stateful services reserve 1.85 CPUs and 1728M on the data node small, which offers 1.00 CPUs"},
 		{"a swarm too small for the app while it rolls", []stacks.SwarmNode{{Name: "two-cpus", Data: true, CPUs: 2e9, Memory: 64 << 30}}, nil,
-			"reserve 3.35 CPUs and 3264M, and the swarm's 1 ready node(s) offer 2.00 CPUs"},
+			"reserve 3.85 CPUs and 3392M, and the swarm's 1 ready node(s) offer 2.00 CPUs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := run(t, onSwarm(t, "prod"), stacks.WithSwarmNodes(func(string) ([]stacks.SwarmNode, error) {
@@ -363,7 +367,7 @@ func TestScalingTheAppOnSwarmChangesOnlyItsReplicas(t *testing.T) {
 }
 
 func TestDNSRoundRobinPublishesNothing(t *testing.T) {
-	sc := onSwarm(t, "prod").with("swarmEndpointMode", "dnsrr").with("ports", map[string]string{"app": "", "grafana": ""})
+	sc := edgeWith(t, onSwarm(t, "prod").with("swarmEndpointMode", "dnsrr"), map[string]any{"https": "", "http": ""})
 	res := mustRun(t, sc)
 	for name, s := range res.Services() {
 		assert.Equal(t, "dnsrr", obj(s.Inputs["endpointSpec"], "mode").StringValue(), name)
@@ -378,7 +382,7 @@ func TestDNSRoundRobinPublishesNothing(t *testing.T) {
 		want string
 	}{
 		{"dnsrr with the default published ports", onSwarm(t, "prod").with("swarmEndpointMode", "dnsrr"),
-			"ports.app: cannot be published with swarmEndpointMode dnsrr, which has no routing mesh"},
+			"edge.https: 0.0.0.0:443 cannot be published under swarm: the routing mesh publishes on 0.0.0.0 of every node, and dnsrr publishes nothing"},
 		{"dnsrr on one engine", loadStack(t, "prod").with("swarmEndpointMode", "dnsrr"),
 			"swarmEndpointMode: dnsrr applies to swarm services only"},
 		{"an unknown mode", onSwarm(t, "prod").with("swarmEndpointMode", "ipvs"),

@@ -1,0 +1,90 @@
+// Command edge-cert gives a self-signed edge its certificate: when the stack's edge is
+// self-signed (the default) and has no certificate, or one that no longer covers edge.hostname or
+// is about to expire, it issues one and sets edge.certificate and the secret edgePrivateKey with
+// the Pulumi CLI, so the stack keeps it, encrypted, across ups. deploy.sh runs it before preview
+// and up; it does nothing for an edge of files, which are the operator's.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/maricusco/infra/stacks"
+)
+
+func main() {
+	stack := flag.String("stack", "", "the stack (dev, prod): its Pulumi.<stack>.yaml is read, and its config set")
+	flag.Parse()
+	if err := run(*stack); err != nil {
+		fmt.Fprintln(os.Stderr, "edge-cert:", err)
+		os.Exit(1)
+	}
+}
+
+func run(stack string) error {
+	if stack == "" {
+		return fmt.Errorf("-stack is required")
+	}
+	file := "Pulumi." + stack + ".yaml"
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", file, err)
+	}
+	var doc struct {
+		Config map[string]yaml.Node `yaml:"config"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return fmt.Errorf("read %s: %w", file, err)
+	}
+	var edge stacks.EdgeConfig
+	if node, ok := doc.Config[stacks.Namespace+":edge"]; ok {
+		if err := node.Decode(&edge); err != nil {
+			return fmt.Errorf("%s: maricusco:edge cannot be read: %w", file, err)
+		}
+	}
+	_, hasKey := doc.Config[stacks.Namespace+":"+stacks.EdgePrivateKeyKey]
+	needed, why := stacks.NeedsSelfSigned(edge, hasKey, time.Now())
+	if !needed {
+		return nil
+	}
+	hostname := edge.Hostname
+	if hostname == "" {
+		hostname = "localhost"
+	}
+	chain, key, err := stacks.NewSelfSignedEdge(stack, hostname, time.Now())
+	if err != nil {
+		return err
+	}
+	// Values go through stdin: a key on the command line would show in the process list.
+	if err := pulumi(stack, chain, "config", "set", "--path", "edge.certificate"); err != nil {
+		return err
+	}
+	if err := pulumi(stack, key, "config", "set", "--secret", stacks.EdgePrivateKeyKey); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "edge: issued a self-signed certificate for %s, localhost and 127.0.0.1 (%s); clients trust the stack output tlsCertificate\n", hostname, why)
+	return nil
+}
+
+// pulumi runs the Pulumi CLI (PULUMI, or pulumi on the PATH) on the stack with stdin as input.
+func pulumi(stack, stdin string, args ...string) error {
+	bin := os.Getenv("PULUMI")
+	if bin == "" {
+		bin = "pulumi"
+	}
+	cmd := exec.Command(bin, append(args, "--stack", stack)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("pulumi %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
