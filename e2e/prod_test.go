@@ -36,10 +36,16 @@ func TestProdLifecycle(t *testing.T) {
 		published := e.mustDocker(t, "ps", "--filter", "label=maricusco.stack="+stack, "--format", "{{.Names}} {{.Ports}}")
 		for _, line := range strings.Split(published, "\n") {
 			name, ports, _ := strings.Cut(line, " ")
+			var bound []string // what the image only exposes (80/tcp) is not published
+			for _, port := range strings.Split(ports, ", ") {
+				if strings.Contains(port, "->") {
+					bound = append(bound, port)
+				}
+			}
 			if name == "maricusco-lb" {
-				assert.Equal(t, "0.0.0.0:10080->8080/tcp, 0.0.0.0:10443->8443/tcp", ports, "https and the redirect (shifted by 10000 here)")
+				assert.Equal(t, []string{"0.0.0.0:10080->8080/tcp", "0.0.0.0:10443->8443/tcp"}, bound, "https and the redirect (shifted by 10000 here)")
 			} else {
-				assert.NotContains(t, ports, "->", "%s publishes nothing", name)
+				assert.Empty(t, bound, "%s publishes nothing", name)
 			}
 		}
 		p.assertEdge(t, "https://maricusco.test:10443", "http://127.0.0.1:10080", true)
