@@ -50,6 +50,11 @@ if [ "${CI:-}" = true ]; then
     exit 2
   fi
 fi
+# Every Go build here takes pulumi-language-go's own flags (its compileProgram), so the program,
+# its helpers and the language host's build share one compile cache: on a cold cache (a CI deploy
+# job) the Pulumi SDK compiles once, not once per set of flags.
+go_build=(go build -buildvcs=false -trimpath -ldflags "-w -s")
+
 # What deploy.sh passes on to pulumi acts on the stack and directory it chose: a --stack or --cwd
 # of the user's would make its guards read one stack while Pulumi acts on another.
 if [[ "$action" =~ ^(preview|up|refresh|destroy|config|stack)$ ]]; then
@@ -101,7 +106,7 @@ if [ "$action" = config ] && [[ "${1:-}" =~ ^set(-all)?$ ]]; then
     secret=false
   fi
   if ! $secret && [ ${#keys[@]} -gt 0 ]; then
-    GOBIN=$PWD/bin go install ./cmd/secret-keys
+    "${go_build[@]}" -o bin/ ./cmd/secret-keys
     secret_keys=$(bin/secret-keys)
     for key in "${keys[@]}"; do
       key=${key#maricusco:}
@@ -168,8 +173,12 @@ case "$action" in
   preview|up|refresh|destroy)
     # A deploy killed before it could clean up leaves a lock, plugins and pending operations:
     # settle them from what this machine and the engine have (cmd/recover; README, When a deploy was interrupted).
-    # go install relinks only when the source changed: a second deploy does not pay for the build.
-    GOBIN=$PWD/bin go install ./cmd/recover ./cmd/edge-cert
+    # One build, linked side by side: the helpers, and for preview and up the program itself
+    # (bin/infra, Pulumi.yaml's buildTarget), which the language host then finds up to date. go
+    # build relinks only when the source changed: a second deploy does not pay for the build.
+    programs=(./cmd/recover ./cmd/edge-cert)
+    [[ ! "$action" =~ ^(preview|up)$ ]] || programs+=(.)
+    "${go_build[@]}" -o bin/ "${programs[@]}" 9>&-
     PULUMI=$PULUMI bin/recover -stack "$stack" ${take_lock:+-take-lock "$take_lock"} 9>&- || exit $?
     ;;
 esac
