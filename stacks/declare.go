@@ -50,7 +50,7 @@ func declarePlatform(r *reader, c *Config, stack string) {
 	c.TargetOptions.SwarmOverlayEncrypted = r.boolean("swarmOverlayEncrypted", true, "swarm only: encrypt the overlay network between nodes (IPsec); false saves its CPU and latency cost on a trusted network (docs/cluster.md). Switching moves the services to a new network.")
 	c.DockerHost = r.str("dockerHost", "", "Docker daemon to deploy to (unix://, tcp:// or ssh://user@host); empty follows DOCKER_HOST, then the local socket.")
 	c.EngineAPIVersion = r.str("dockerApiVersion", "", "Docker Engine API version of the target, e.g. 1.41; empty asks the engine. From 1.44 (Docker 25) on, healthchecks get the fast start phase.")
-	c.Prefix = r.str("namePrefix", "maricusco", "Prefix of every Docker name: containers <prefix>-<service>, volumes <prefix>_<service>_data, network <prefix>-network.")
+	c.Prefix = r.str("namePrefix", "maricusco", "Prefix of every Docker name: containers <prefix>-<service>, volumes <prefix>_<service>_data, networks <prefix>-edge, <prefix>-data and <prefix>-monitoring.")
 	c.Protect = r.boolean("protect", false, "Protect stateful resources (data volumes) from deletion by Pulumi; set it in prod.")
 	c.DeleteVolumesOnDestroy = r.boolean("deleteVolumesOnDestroy", false, "Let `pulumi destroy` delete the data volumes; by default Docker keeps them.")
 	c.Restart = r.str("restartPolicy", "unless-stopped", "Docker restart policy of every container: no, always, unless-stopped or on-failure.")

@@ -85,7 +85,7 @@ func validateEdge(r *reader, e EdgeConfig, stack string) {
 	}
 	if e.Certificate == "" || e.PrivateKey == "" {
 		if e.TLS == EdgeSelfSigned {
-			r.fail("edge.certificate", "is not set, and edge.tls is self-signed: `./deploy.sh %s up` (or preview) generates it and edgePrivateKey once, or run `go run ./cmd/edge-cert -stack %s`", stack, stack)
+			r.fail("edge.certificate", "is not set, and edge.tls is self-signed: `./deploy.sh %s up` (or preview) generates it and edgePrivateKey once", stack)
 			return
 		}
 		var missing []string
@@ -103,8 +103,12 @@ func validateEdge(r *reader, e EdgeConfig, stack string) {
 		r.fail("edge.certificate", "%v", err)
 		return
 	}
+	if kind := notACertificate(e.Certificate); kind != "" {
+		// It would be served in the plain output tlsCertificate and a world-readable file.
+		r.fail("edge.certificate", "holds a %s block (not shown): it is the public chain alone, CERTIFICATE blocks; set the key in the secret %s, and rotate it if it was a private key", kind, EdgePrivateKeyKey)
+	}
 	if _, err := tls.X509KeyPair([]byte(e.Certificate), []byte(e.PrivateKey)); err != nil {
-		r.fail(EdgePrivateKeyKey, "is not the key of edge.certificate, or no PEM private key (the value is not shown); set the key the certificate was issued for")
+		r.fail(EdgePrivateKeyKey, "is not the key of edge.certificate, or no PEM private key (the value is not shown); set the key the certificate was issued for%s", selfSignedRenewal(e))
 	}
 	if err := leaf.VerifyHostname(e.Hostname); err != nil {
 		r.fail("edge.certificate", "is for %s, not edge.hostname %q; set the name it is for, or a certificate for this name%s", strings.Join(append(leaf.DNSNames, ipStrings(leaf)...), ", "), e.Hostname, selfSignedRenewal(e))
@@ -116,6 +120,20 @@ func validateEdge(r *reader, e EdgeConfig, stack string) {
 		r.fail("edge.certificate", "is valid only from %s; check the clock of the machine that issued it", leaf.NotBefore.UTC().Format(time.RFC3339))
 	case now.Add(edgeRenewal).After(leaf.NotAfter):
 		r.fail("edge.certificate", "expires on %s, in less than %d days; set a renewed one%s", leaf.NotAfter.UTC().Format(time.DateOnly), int(edgeRenewal.Hours()/24), selfSignedRenewal(e))
+	}
+}
+
+// notACertificate is the type of the first PEM block of chain that is not a certificate, or "".
+func notACertificate(chain string) string {
+	for rest := []byte(chain); ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return ""
+		}
+		if block.Type != "CERTIFICATE" {
+			return block.Type
+		}
 	}
 }
 

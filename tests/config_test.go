@@ -231,6 +231,10 @@ func TestBadConfigIsRefused(t *testing.T) {
 			[]string{"maricusco:edge.certificate", "in less than 14 days"}},
 		{"a key that is not the certificate's", edgeCertificate(t, prod, "maricusco.test", "maricusco.test", 0, "another key"),
 			[]string{"maricusco:edgePrivateKey", "is not the key of edge.certificate"}},
+		{"a self-signed key that is not the certificate's, as a half-done issue leaves it", edgeCertificate(t, dev, "localhost", "localhost", 0, "another key"),
+			[]string{"maricusco:edgePrivateKey", "is not the key of edge.certificate", "config rm --path edge.certificate` and deploy.sh generates a new one"}},
+		{"the private key inside the certificate chain", edgeKeyInChain(t, prod, "maricusco.test"),
+			[]string{"maricusco:edge.certificate", "holds a PRIVATE KEY block (not shown)", "secret edgePrivateKey"}},
 		{"a certificate that is no PEM", edgeWith(t, prod, map[string]any{"certificate": "hunter2"}),
 			[]string{"maricusco:edge.certificate", "holds no PEM certificate"}},
 		{"the edge's key in plaintext", plaintext(prod, stacks.EdgePrivateKeyKey).with(stacks.EdgePrivateKeyKey, "-----BEGIN PRIVATE KEY-----\nhunter2\n-----END PRIVATE KEY-----"),
@@ -372,6 +376,15 @@ func edgeCertificate(t *testing.T, sc StackConfig, hostname, issuedFor string, a
 		require.NoError(t, err)
 	}
 	return edgeWith(t, sc, map[string]any{"hostname": hostname, "certificate": chain}).withSecret(stacks.EdgePrivateKeyKey, key)
+}
+
+// edgeKeyInChain is the stack with a certificate for hostname whose chain also holds its key, as
+// a combined PEM file would.
+func edgeKeyInChain(t *testing.T, sc StackConfig, hostname string) StackConfig {
+	t.Helper()
+	chain, key, err := stacks.NewSelfSignedEdge(sc.Name, hostname, time.Now())
+	require.NoError(t, err)
+	return edgeWith(t, sc, map[string]any{"hostname": hostname, "certificate": chain + key}).withSecret(stacks.EdgePrivateKeyKey, key)
 }
 
 // plaintext is the stack with key no longer marked secret, as a value set without --secret.
