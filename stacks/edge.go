@@ -98,14 +98,14 @@ func validateEdge(r *reader, e EdgeConfig, stack string) {
 		r.fail("edge.certificate", "edge.tls is files, so the edge needs its certificate chain and key: %s", strings.Join(missing, " and "))
 		return
 	}
-	leaf, err := edgeLeaf(e.Certificate)
+	leaf, foreign, err := edgeChain(e.Certificate)
 	if err != nil {
 		r.fail("edge.certificate", "%v", err)
 		return
 	}
-	if kind := notACertificate(e.Certificate); kind != "" {
+	if foreign != "" {
 		// It would be served in the plain output tlsCertificate and a world-readable file.
-		r.fail("edge.certificate", "holds a %s block (not shown): it is the public chain alone, CERTIFICATE blocks; set the key in the secret %s, and rotate it if it was a private key", kind, EdgePrivateKeyKey)
+		r.fail("edge.certificate", "holds a %s block (not shown): it is the public chain alone, CERTIFICATE blocks; set the key in the secret %s, and rotate it if it was a private key", foreign, EdgePrivateKeyKey)
 	}
 	if _, err := tls.X509KeyPair([]byte(e.Certificate), []byte(e.PrivateKey)); err != nil {
 		r.fail(EdgePrivateKeyKey, "is not the key of edge.certificate, or no PEM private key (the value is not shown); set the key the certificate was issued for%s", selfSignedRenewal(e))
@@ -123,31 +123,23 @@ func validateEdge(r *reader, e EdgeConfig, stack string) {
 	}
 }
 
-// notACertificate is the type of the first PEM block of chain that is not a certificate, or "".
-func notACertificate(chain string) string {
-	for rest := []byte(chain); ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			return ""
-		}
-		if block.Type != "CERTIFICATE" {
-			return block.Type
-		}
+// edgeChain reads a PEM chain: its first certificate, the one the edge presents for its name,
+// and the type of the first block that is no certificate ("" when every block is one).
+func edgeChain(chain string) (leaf *x509.Certificate, foreign string, err error) {
+	first, rest := pem.Decode([]byte(chain))
+	if first == nil || first.Type != "CERTIFICATE" {
+		return nil, "", fmt.Errorf("holds no PEM certificate; set the chain as the CA gave it (-----BEGIN CERTIFICATE-----, the server's first)")
 	}
-}
-
-// edgeLeaf is the first certificate of a PEM chain, the one the edge presents for its name.
-func edgeLeaf(chain string) (*x509.Certificate, error) {
-	block, _ := pem.Decode([]byte(chain))
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("holds no PEM certificate; set the chain as the CA gave it (-----BEGIN CERTIFICATE-----, the server's first)")
-	}
-	leaf, err := x509.ParseCertificate(block.Bytes)
+	leaf, err = x509.ParseCertificate(first.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("cannot be read as a certificate (%v); set the chain as the CA gave it", err)
+		return nil, "", fmt.Errorf("cannot be read as a certificate (%v); set the chain as the CA gave it", err)
 	}
-	return leaf, nil
+	for block, rest := pem.Decode(rest); block != nil; block, rest = pem.Decode(rest) {
+		if block.Type != "CERTIFICATE" {
+			return leaf, block.Type, nil
+		}
+	}
+	return leaf, "", nil
 }
 
 func ipStrings(c *x509.Certificate) []string {

@@ -94,7 +94,7 @@ func NeedsSelfSigned(e EdgeConfig, hasKey bool, now time.Time) (bool, string) {
 	if e.Certificate == "" || !hasKey {
 		return true, "the stack has none"
 	}
-	leaf, err := edgeLeaf(e.Certificate)
+	leaf, _, err := edgeChain(e.Certificate)
 	switch {
 	case err != nil:
 		return true, "the one it has cannot be read"
