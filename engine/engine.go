@@ -120,6 +120,10 @@ func ask(host, path string, q query, out any) error {
 		b, err := q(func(args ...string) ([]byte, error) {
 			b, err := exec.CommandContext(ctx, "docker", append([]string{"--host", host}, args...)...).Output()
 			if err != nil {
+				var exit *exec.ExitError
+				if errors.As(err, &exit) && len(exit.Stderr) > 0 {
+					return nil, fmt.Errorf("docker --host %s %s: %w: %s", host, strings.Join(args, " "), err, strings.TrimSpace(string(exit.Stderr)))
+				}
 				return nil, fmt.Errorf("docker --host %s %s: %w", host, strings.Join(args, " "), err)
 			}
 			return b, nil
@@ -186,7 +190,7 @@ func (Docker) Find(host, kind, name string) (obj Object, found bool, err error) 
 	err = ask(host, path, func(run func(args ...string) ([]byte, error)) ([]byte, error) {
 		b, err := run(cliKind, "inspect", "--format", "{{json .}}", name)
 		var exit *exec.ExitError
-		if errors.As(err, &exit) && strings.Contains(strings.ToLower(string(exit.Stderr)), "no such") {
+		if errors.As(err, &exit) && cliNotFound(exit.Stderr, name) {
 			return nil, errNotFound
 		}
 		return b, err
@@ -241,6 +245,15 @@ func (Docker) RemoveContainer(host, name string) error {
 		return fmt.Errorf("%s: removing container %s: %s", host, name, resp.Status)
 	}
 	return nil
+}
+
+// cliNotFound tells whether the docker CLI's error is the engine's 404 for the object name. The
+// CLI words it as the object's kind has it: "No such container: x", or, from the daemon,
+// "network x not found" (Docker 26). A "command not found" of a remote shell is no answer.
+func cliNotFound(stderr []byte, name string) bool {
+	msg := strings.ToLower(string(stderr))
+	name = strings.ToLower(name)
+	return strings.Contains(msg, "no such ") || strings.Contains(msg, " "+name+" not found")
 }
 
 // errNotFound is the engine's 404: no object of that name.

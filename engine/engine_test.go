@@ -134,3 +134,23 @@ func TestANetworkIsReadWithItsDriverAndOptions(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, found)
 }
+
+func TestTheCLIsNotFoundIsNoObjectAndAnyOtherErrorIsOne(t *testing.T) {
+	for _, tc := range []struct {
+		stderr   string
+		notFound bool
+	}{
+		{"Error: No such container: maricusco-edge\n", true},
+		{"Error: no such service: maricusco-edge\n", true},
+		{"Error response from daemon: network maricusco-edge not found\n", true},
+		{"error during connect: Get \"http://docker.example.com/v1.45/networks/maricusco-edge\": command [ssh -o ConnectTimeout=30 -T -- root@10.0.0.1 docker system dial-stdio] has exited with exit status 255\n", false},
+		{"Error response from daemon: This node is not a swarm manager.\n", false},
+		{"permission denied while trying to connect to the Docker daemon socket\n", false},
+		{"bash: line 1: docker: command not found\n", false},
+		{"Error response from daemon: network maricusco-data not found\n", false},
+	} {
+		t.Run(tc.stderr, func(t *testing.T) {
+			assert.Equal(t, tc.notFound, cliNotFound([]byte(tc.stderr), "maricusco-edge"))
+		})
+	}
+}
