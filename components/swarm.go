@@ -15,6 +15,13 @@ import (
 // volumes: `docker node update --label-add maricusco.data=true <node>`.
 const DataNodeLabel = "maricusco.data"
 
+// ZoneLabel is the node label (a rack, an availability zone) that a stateless service's tasks
+// spread over first: `docker node update --label-add maricusco.zone=<zone> <node>`. Swarm spreads
+// over node labels only, and counts the nodes without the label as one zone (swarmkit,
+// manager/scheduler/nodeset.go, tree), so on a cluster that sets none its own order decides:
+// the node with the fewest tasks of the service first.
+const ZoneLabel = "maricusco.zone"
+
 // Swarm is the Docker Swarm target: one replicated service per platform service, behind the
 // routing mesh, with files and secrets as Docker configs and secrets.
 type Swarm struct {

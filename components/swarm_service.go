@@ -31,6 +31,12 @@ func (s Swarm) workload(ctx *pulumi.Context, name string, rt Runtime, spec Conta
 		task.Placement = docker.ServiceTaskSpecPlacementArgs{
 			Constraints: pulumi.StringArray{pulumi.String("node.labels." + DataNodeLabel + "==true")},
 		}
+	} else {
+		// The provider's prefs are spread descriptors (kreuzwerker 7e649b0,
+		// resource_docker_service_structures.go, flattenPlacementPrefs).
+		task.Placement = docker.ServiceTaskSpecPlacementArgs{
+			Prefs: pulumi.StringArray{pulumi.String("node.labels." + ZoneLabel)},
+		}
 	}
 	update, rollback := serviceRollout(rt.Health, spec.Stateful)
 	args := &docker.ServiceArgs{

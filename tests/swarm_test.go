@@ -174,15 +174,18 @@ func TestSwarmRollsStatelessStartFirstStatefulStopFirst(t *testing.T) {
 	})
 }
 
-func TestSwarmPinsStatefulServicesToTheDataNode(t *testing.T) {
+func TestSwarmPinsStatefulServicesToTheDataNodeAndSpreadsTheRest(t *testing.T) {
 	forEachSwarmStack(t, func(t *testing.T, _ string, res *Result) {
 		for name, s := range res.Services() {
 			constraints := strs(obj(s.Inputs["taskSpec"], "placement", "constraints"))
+			prefs := strs(obj(s.Inputs["taskSpec"], "placement", "prefs"))
 			if name == container("app") || name == container("lb") {
 				assert.Empty(t, constraints, "%s runs on any node", name)
+				assert.Equal(t, []string{"node.labels.maricusco.zone"}, prefs, "%s spreads over the zones first", name)
 				continue
 			}
 			assert.Equal(t, []string{dataNodeContraint}, constraints, "%s stays with its volume", name)
+			assert.Empty(t, prefs, "%s has one node to go to", name)
 		}
 	})
 }
