@@ -180,6 +180,8 @@ type project struct {
 	stack string
 	// startRequests starts the request loop of upUnderLoad (nil: against the published port).
 	startRequests func(t *testing.T) requests
+	// env is added to the environment of the project's commands.
+	env []string
 }
 
 func newProject(t *testing.T, e engine) *project {
@@ -213,6 +215,12 @@ func newProject(t *testing.T, e engine) *project {
 func forStack(t *testing.T, e engine, stack string) *project {
 	t.Helper()
 	buildImages(t, e)
+	return projectFor(t, e, stack)
+}
+
+// projectFor readies a test that deploys stack to an engine that has the stand-in images.
+func projectFor(t *testing.T, e engine, stack string) *project {
+	t.Helper()
 	p := newProject(t, e)
 	p.stack = stack
 	t.Cleanup(func() { p.cleanup(t, stack) })
@@ -266,6 +274,7 @@ func (p *project) command(path string, args ...string) *exec.Cmd {
 	if p.backend != "" {
 		cmd.Env = append(cmd.Env, "PULUMI_BACKEND_URL="+p.backend)
 	}
+	cmd.Env = append(cmd.Env, p.env...)
 	return cmd
 }
 

@@ -77,7 +77,8 @@ func (p *project) serviceImage(t *testing.T, service string) string {
 }
 
 // networkLoad is a request loop inside a container on the stack's attachable edge network, for a
-// swarm without a routing mesh: it asks app:8000 every 50 ms, as a proxy in front would.
+// swarm without a routing mesh: it asks a URL there (app:8000, as a proxy in front would, or the
+// proxy itself) every 50 ms.
 type networkLoad struct {
 	e    engine
 	name string
@@ -85,12 +86,12 @@ type networkLoad struct {
 	err  any
 }
 
-func startNetworkLoad(t *testing.T, e engine, image string) *networkLoad {
+func startNetworkLoad(t *testing.T, e engine, image, url string) *networkLoad {
 	t.Helper()
 	const loop = `sent=0 failed=0 first=
 while [ ! -e /tmp/stop ]; do
   sent=$((sent+1))
-  code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' http://app:8000/)
+  code=$(curl -sk -m 10 -o /dev/null -w '%{http_code}' "$0")
   if [ "$code" != 200 ]; then failed=$((failed+1)); [ -n "$first" ] || first="status $code"; fi
   sleep 0.05
 done
@@ -98,7 +99,7 @@ echo "$sent $failed $first" > /tmp/result
 sleep infinity`
 	l := &networkLoad{e: e, name: "e2e-request-loop", t: t}
 	_, _ = e.docker("rm", "-f", l.name)
-	e.mustDocker(t, "run", "-d", "--name", l.name, "--network", "maricusco-edge", "--entrypoint", "bash", image, "-c", loop)
+	e.mustDocker(t, "run", "-d", "--name", l.name, "--network", "maricusco-edge", "--entrypoint", "bash", image, "-c", loop, url)
 	t.Cleanup(func() { _, _ = e.docker("rm", "-f", l.name) })
 	return l
 }
@@ -165,7 +166,7 @@ func TestSwarmLifecycle(t *testing.T) {
 	}
 	label := fmt.Sprintf("%s, swarm of 1 node, %s", e.name, mode)
 	if mode == "dnsrr" {
-		p.startRequests = func(t *testing.T) requests { return startNetworkLoad(t, e, imageRefs(t)["app"][0]) }
+		p.startRequests = func(t *testing.T) requests { return startNetworkLoad(t, e, imageRefs(t)["app"][0], "http://app:8000/") }
 	}
 
 	if !t.Run("the move from containers keeps the data, and up returns once every service has converged", func(t *testing.T) {
