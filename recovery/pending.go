@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
@@ -67,6 +68,18 @@ func (e Export) DockerHost() string {
 		}
 	}
 	return ""
+}
+
+// EngineHost is the engine the stack deploys to: its provider's host, else DOCKER_HOST, else the
+// local socket, as the provider itself chooses.
+func (e Export) EngineHost() string {
+	if host := e.DockerHost(); host != "" {
+		return host
+	}
+	if host := os.Getenv("DOCKER_HOST"); host != "" {
+		return host
+	}
+	return "unix:///var/run/docker.sock"
 }
 
 // Resolve settles every pending operation from what the engine has, and says what it did for

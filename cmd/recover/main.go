@@ -11,15 +11,12 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -115,23 +112,12 @@ func unlock(procs recovery.Processes, stateDir, project, stack, takeOver string)
 
 // settle resolves the stack's pending operations, if it has any, through export and import.
 func settle(stack string) error {
-	data, err := pulumi("stack", "export", "--stack", stack)
-	if err != nil {
-		return err
-	}
-	export, err := recovery.ReadExport(data)
+	export, err := recovery.StackExport(stack)
 	if err != nil || len(export.Deployment.PendingOperations) == 0 {
 		return err
 	}
 	say("the last deploy of %s was interrupted with %d operation(s) pending; settling them from what the engine has", stack, len(export.Deployment.PendingOperations))
-	host := export.DockerHost()
-	if host == "" {
-		host = os.Getenv("DOCKER_HOST")
-	}
-	if host == "" {
-		host = "unix:///var/run/docker.sock"
-	}
-	resolved, did, err := recovery.Resolve(export, dockerAt(host))
+	resolved, did, err := recovery.Resolve(export, dockerAt(export.EngineHost()))
 	for _, line := range did {
 		say("%s", line)
 	}
@@ -151,7 +137,7 @@ func settle(stack string) error {
 	if err := os.WriteFile(file, out, 0o600); err != nil {
 		return err
 	}
-	_, err = pulumi("stack", "import", "--stack", stack, "--file", file)
+	_, err = recovery.Pulumi("stack", "import", "--stack", stack, "--file", file)
 	return err
 }
 
@@ -164,21 +150,6 @@ func (h dockerAt) Find(kind, name string) (engine.Object, bool, error) {
 
 func (h dockerAt) RemoveContainer(name string) error {
 	return engine.Docker{}.RemoveContainer(string(h), name)
-}
-
-func pulumi(args ...string) ([]byte, error) {
-	cli := os.Getenv("PULUMI")
-	if cli == "" {
-		cli = "pulumi"
-	}
-	var stderr bytes.Buffer
-	cmd := exec.Command(cli, args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("pulumi %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return out, nil
 }
 
 func say(format string, args ...any) {
