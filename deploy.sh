@@ -176,7 +176,7 @@ case "$action" in
     # One build, linked side by side: the helpers, and for preview and up the program itself
     # (bin/infra, Pulumi.yaml's buildTarget), which the language host then finds up to date. go
     # build relinks only when the source changed: a second deploy does not pay for the build.
-    programs=(./cmd/recover ./cmd/edge-cert)
+    programs=(./cmd/recover ./cmd/edge-cert ./cmd/converge)
     [[ ! "$action" =~ ^(preview|up)$ ]] || programs+=(.)
     "${go_build[@]}" -o bin/ "${programs[@]}" 9>&-
     PULUMI=$PULUMI bin/recover -stack "$stack" ${take_lock:+-take-lock "$take_lock"} 9>&- || exit $?
@@ -190,13 +190,23 @@ fi
 # preview and up read the engine first, so that a plain up recreates a container lost or removed
 # out of band. Not on the swarm target yet: its services read back with a task spec that differs
 # from the declared one, and every service would be replaced (docs/cluster.md).
+on_swarm=false
+grep -q '^ *maricusco:orchestrator: *swarm' "Pulumi.$stack.yaml" && on_swarm=true
 refresh=()
-if [[ "$action" =~ ^(preview|up)$ ]] && ! grep -q '^ *maricusco:orchestrator: *swarm' "Pulumi.$stack.yaml"; then
+if [[ "$action" =~ ^(preview|up)$ ]] && [ "$on_swarm" = false ]; then
   refresh=(--refresh)
 fi
 case "$action" in
   backup|restore) PULUMI=$PULUMI bash scripts/backups.sh "$stack" "$action" "$@" 9>&- ;;
-  preview|up) "$PULUMI" "$action" --stack "$stack" "${refresh[@]}" "$@" 9>&- ;;
+  preview) "$PULUMI" preview --stack "$stack" "${refresh[@]}" "$@" 9>&- ;;
+  up)
+    "$PULUMI" up --stack "$stack" "${refresh[@]}" "$@" 9>&- || exit $?
+    # The provider's wait for a service ends before a start-first roll has stopped its last old
+    # task: on a swarm, up returns once every service runs as declared (cmd/converge).
+    if [ "$on_swarm" = true ]; then
+      PULUMI=$PULUMI bin/converge -stack "$stack" 9>&-
+    fi
+    ;;
   refresh|destroy) "$PULUMI" "$action" --stack "$stack" "$@" 9>&- ;;
   *) exec "$PULUMI" "$action" --stack "$stack" "$@" ;;
 esac

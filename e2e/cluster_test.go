@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -348,6 +349,23 @@ func tasksByNode(t *testing.T, e engine, service string) map[string]int {
 	return byNode
 }
 
+// requireConverged checks that the service runs as declared when up returns: n tasks meant to
+// run, every one running (none still starting, no old one of a start-first roll left), and no
+// update under way.
+func requireConverged(t *testing.T, e engine, service string, n int) {
+	t.Helper()
+	states := e.mustDocker(t, "service", "ps", service, "--filter", "desired-state=running", "--format", "{{.CurrentState}}")
+	var running []string
+	for _, line := range strings.Split(states, "\n") {
+		if fields := strings.Fields(line); len(fields) > 0 {
+			running = append(running, fields[0])
+		}
+	}
+	require.Equal(t, slices.Repeat([]string{"Running"}, n), running, "%s: the tasks meant to run, when up returned", service)
+	update := e.mustDocker(t, "service", "inspect", "--format", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}", service)
+	require.NotContains(t, []string{"updating", "rollback_started"}, update, "%s: no update under way when up returned", service)
+}
+
 // scrapedAppTargets is how many app replicas Prometheus scrapes, and whether every one is up.
 func scrapedAppTargets(t *testing.T, p *project) (targets int, allUp bool) {
 	t.Helper()
@@ -436,6 +454,9 @@ func TestSwarmCluster(t *testing.T) {
 	if !t.Run("up places the stateful services on the data node and spreads the app over the others", func(t *testing.T) {
 		took := p.up(t, stack)
 		figure(t, label, "prod `up` from nothing to converged (s)", took.Seconds())
+		for _, s := range swarmServices {
+			requireConverged(t, m.engine, s, map[bool]int{true: 2, false: 1}[s == "maricusco-app"])
+		}
 		for _, s := range statefulServices {
 			require.Equal(t, map[string]int{"manager1": 1}, tasksByNode(t, m.engine, s), "%s runs on the data node", s)
 		}
@@ -452,6 +473,7 @@ func TestSwarmCluster(t *testing.T) {
 
 	scale := func(t *testing.T, n int) {
 		r := p.upUnderLoad(t, stack, "appReplicas", fmt.Sprint(n))
+		requireConverged(t, m.engine, "maricusco-app", n)
 		figure(t, label, fmt.Sprintf("prod scaling to %d replicas on 3 nodes (s)", n), r.took.Seconds())
 		figure(t, label, fmt.Sprintf("prod scaling to %d replicas on 3 nodes: failed requests", n), r.failures())
 		require.Zero(t, r.failed, "first failure: %v", r.firstErr)

@@ -154,3 +154,46 @@ func TestTheCLIsNotFoundIsNoObjectAndAnyOtherErrorIsOne(t *testing.T) {
 		})
 	}
 }
+
+func TestARolloutIsReadFromTheServiceAndItsTasks(t *testing.T) {
+	host := daemon(t, map[string]any{
+		"/services/maricusco-app": map[string]any{"Spec": map[string]any{"Mode": map[string]any{"Replicated": map[string]any{"Replicas": 2}}},
+			"UpdateStatus": map[string]any{"State": "updating"}},
+		"/tasks": []any{map[string]any{"Status": map[string]any{"State": "running"}}, map[string]any{"Status": map[string]any{"State": "running"}},
+			map[string]any{"Status": map[string]any{"State": "starting"}}},
+	})
+	got, err := Docker{}.Rollout(host, "maricusco-app")
+	require.NoError(t, err)
+	assert.Equal(t, Rollout{Replicas: 2, UpdateState: "updating", Running: 2, Starting: 1}, got)
+	assert.Equal(t, "2/2 running, 1 starting, update updating", got.String())
+}
+
+func TestAServiceHasConvergedWhenItRunsItsReplicasAndNoUpdate(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		rollout   Rollout
+		converged bool
+	}{
+		{"never updated, all running", Rollout{Replicas: 2, Running: 2}, true},
+		{"update completed, all running", Rollout{Replicas: 2, UpdateState: "completed", Running: 2}, true},
+		{"a start-first roll's extra task still runs", Rollout{Replicas: 4, UpdateState: "completed", Running: 5}, false},
+		{"a task still starting", Rollout{Replicas: 2, Running: 2, Starting: 1}, false},
+		{"a replica missing", Rollout{Replicas: 2, Running: 1}, false},
+		{"an update under way", Rollout{Replicas: 2, UpdateState: "updating", Running: 2}, false},
+		{"a rollback under way", Rollout{Replicas: 2, UpdateState: "rollback_started", Running: 2}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.converged, tc.rollout.Converged())
+		})
+	}
+}
+
+func TestTheCLIsTaskStatesAreTheAPIs(t *testing.T) {
+	run := func(args ...string) ([]byte, error) {
+		assert.Equal(t, []string{"service", "ps", "--filter", "desired-state=running", "--format", "{{.CurrentState}}", "maricusco-app"}, args)
+		return []byte("Running 3 seconds ago\nStarting 1 second ago\n"), nil
+	}
+	out, err := tasksOfService("maricusco-app")(run)
+	require.NoError(t, err)
+	assert.JSONEq(t, `[{"Status":{"State":"running"}},{"Status":{"State":"starting"}}]`, string(out))
+}
