@@ -191,7 +191,7 @@ fi
 # out of band. Not on the swarm target yet: its services read back with a task spec that differs
 # from the declared one, and every service would be replaced (docs/cluster.md).
 on_swarm=false
-grep -q '^ *maricusco:orchestrator: *swarm' "Pulumi.$stack.yaml" && on_swarm=true
+grep -qs '^ *maricusco:orchestrator: *swarm' "Pulumi.$stack.yaml" && on_swarm=true
 refresh=()
 if [[ "$action" =~ ^(preview|up)$ ]] && [ "$on_swarm" = false ]; then
   refresh=(--refresh)
