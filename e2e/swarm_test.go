@@ -60,12 +60,9 @@ func (p *project) task(t *testing.T, service string) string {
 // task is Running only once healthy. (An old task still stopping is not counted.)
 func (p *project) healthyTasks(t *testing.T, service string) int {
 	t.Helper()
-	out := p.engine.mustDocker(t, "service", "ps", service, "--filter", "desired-state=running", "--format", "{{.CurrentState}}")
 	n := 0
-	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(line, "Running") {
-			n++
-		}
+	for _, running := range tasksByNode(t, p.engine, service) {
+		n += running
 	}
 	return n
 }
