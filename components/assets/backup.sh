@@ -152,14 +152,37 @@ bases() {
 # field FILE KEY: a value of a key=value file.
 field() { sed -n "s/^$2=//p" "$1"; }
 
+# archive_of_database: the current archive, once it holds the database as it is (its system and
+# timeline): a base backup restored with another archive's WAL would not recover. It waits while
+# the receiver starts the database's archive (a new timeline, or after a restore or adopt), and
+# refuses a foreign database: one that replaced the archived cluster, until restore or adopt.
+archive_of_database() {
+  deadline=$(($(now) + 60))
+  while :; do
+    a=$(current)
+    [ -n "$a" ] || fail "FAILED: no archive yet: the WAL receiver has not reached the database"
+    id=$(identity) || id=
+    [ -n "$id" ] || fail "FAILED: the database at $PGHOST does not answer"
+    read -r sys tli _ <"$a/IDENTITY"
+    if [ "$sys $tli" = "$id" ]; then
+      echo "$a"
+      return
+    fi
+    if [ "$sys" != "${id%% *}" ] && [ ! -e "$tmp/new-archive" ]; then
+      fail "FAILED: FOREIGN DATABASE: $PGHOST is system ${id%% *}, the archive holds system $sys; no base backup is taken of it into that archive. Run ./deploy.sh <stack> restore --latest (the archived data back) or ./deploy.sh <stack> backup --new-archive (archive this database from now on)"
+    fi
+    [ "$(now)" -lt "$deadline" ] || fail "FAILED: the receiver has not started an archive of the database (system $id) after 60 s: $(cat "$tmp/receiver" 2>/dev/null)"
+    sleep 1
+  done
+}
+
 # base [--first]: a base backup now, verified with pg_verifybackup before it counts; one at a
 # time. --first: only when the current archive has none yet.
 base() (
   pgpass
   exec 9>"$tmp/base.lock"
   flock 9
-  a=$(current)
-  [ -n "$a" ] || fail "FAILED: no archive yet: the WAL receiver has not reached the database"
+  a=$(archive_of_database) || exit 1
   if [ "${1:-}" = --first ] && exists "$a/base-$ts.done"; then
     exit 0
   fi
