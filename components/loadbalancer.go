@@ -3,6 +3,7 @@ package components
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
@@ -57,6 +58,12 @@ type NginxConfig struct {
 	HealthPath, ResolveEvery string
 }
 
+// resolveEvery is how long nginx keeps the app's addresses. A swarm takes a stopping task out of
+// its DNS 2 s before it signals the task to stop (moby, daemon/cluster/executor/container/
+// controller.go, defaultGossipConvergeDelay), so nginx forgets it while it still serves; with
+// longer, a scale-down of most replicas sent requests to stopped ones until nginx gave up (a 504).
+const resolveEvery = time.Second
+
 // LoadBalancerConfig is the edge's nginx config in front of instances listening on appPort.
 func LoadBalancerConfig(appPort int, edge EdgeTLS) NginxConfig {
 	c := NginxConfig{
@@ -71,7 +78,7 @@ func LoadBalancerConfig(appPort int, edge EdgeTLS) NginxConfig {
 		GrafanaPort:     GrafanaPort,
 		GrafanaPath:     GrafanaPath,
 		HealthPath:      LoadBalancerHealthPath,
-		ResolveEvery:    "5s",
+		ResolveEvery:    resolveEvery.String(),
 	}
 	if edge.Redirect != nil {
 		c.RedirectPort = EdgeRedirectPort

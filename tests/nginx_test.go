@@ -27,6 +27,21 @@ import (
 // embedded DNS answers the app's shared alias with every running instance; it returns the port.
 func answerA(t *testing.T, ips ...string) int {
 	t.Helper()
+	port, _ := serveA(t, ips...)
+	return port
+}
+
+// answers are the addresses a DNS server of serveA gives, which a test changes as Docker's DNS
+// changes when an instance leaves.
+type answers struct{ ips atomic.Pointer[[]string] }
+
+func (a *answers) set(ips ...string) { a.ips.Store(&ips) }
+
+// serveA is answerA with answers the test can change.
+func serveA(t *testing.T, ips ...string) (int, *answers) {
+	t.Helper()
+	current := &answers{}
+	current.set(ips...)
 	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
 	require.NoError(t, err)
 	srv := &dns.Server{PacketConn: conn, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
@@ -36,7 +51,7 @@ func answerA(t *testing.T, ips ...string) int {
 			if question.Qtype != dns.TypeA {
 				continue
 			}
-			for _, ip := range ips {
+			for _, ip := range *current.ips.Load() {
 				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: question.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5}, A: net.ParseIP(ip)})
 			}
 		}
@@ -44,7 +59,7 @@ func answerA(t *testing.T, ips ...string) int {
 	})}
 	go func() { _ = srv.ActivateAndServe() }()
 	t.Cleanup(func() { _ = srv.Shutdown() })
-	return conn.LocalAddr().(*net.UDPAddr).Port
+	return conn.LocalAddr().(*net.UDPAddr).Port, current
 }
 
 // instance is an app instance on ip:port answering every request with status; it counts the
@@ -199,6 +214,41 @@ func TestTheLoadBalancerSkipsAnInstanceThatCannotServe(t *testing.T) {
 			}
 		})
 	}
+}
+
+// swarmGossipConvergeDelay is how long a swarm task serves after it leaves the service's DNS,
+// before the engine signals it to stop (moby, daemon/cluster/executor/container/controller.go).
+const swarmGossipConvergeDelay = 2 * time.Second
+
+func TestTheLoadBalancerForgetsAStoppingTaskBeforeItStops(t *testing.T) {
+	res := mustRun(t, loadStack(t, "prod"))
+	appPort := freePort(t)
+	stopping, staying := "127.0.0.2", "127.0.0.3"
+	stoppingHits := instance(t, stopping, appPort, http.StatusOK)
+	instance(t, staying, appPort, http.StatusOK)
+	dnsPort, dnsAnswers := serveA(t, stopping, staying)
+	e := runNginx(t, res.Container(t, container("lb")), dnsPort, appPort, freePort(t))
+	get := func() {
+		resp, err := e.client.Get(e.https + "/orders")
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	for range 4 {
+		get()
+	}
+	require.Positive(t, stoppingHits.Load(), "nginx sends requests to both instances")
+
+	dnsAnswers.set(staying)
+	for start := time.Now(); time.Since(start) < swarmGossipConvergeDelay; time.Sleep(50 * time.Millisecond) {
+		get()
+	}
+	before := stoppingHits.Load()
+	for range 20 {
+		get()
+		time.Sleep(50 * time.Millisecond)
+	}
+	assert.Equal(t, before, stoppingHits.Load(), "once the engine signals the task to stop, nginx sends it nothing")
 }
 
 // echoPath answers every request on ip:port with the URI it received, as Grafana behind the edge,
