@@ -47,13 +47,12 @@ func sshd(t *testing.T) (path string, env []string) {
 	return path, env
 }
 
-// serveSSH runs sshd in the manager's namespace, where a login runs the docker CLI against the
-// manager's engine, as on a manager a deploy job reaches over ssh. It returns the environment
-// that gives a deploy an ssh client trusting that server with a key it accepts.
-func (c *cluster) serveSSH(t *testing.T) []string {
+// serveSSH runs sshd in each node's namespace, where a login runs the docker CLI against that
+// node's engine, as on a manager a deploy job reaches over ssh. It returns the environment that
+// gives a deploy an ssh client trusting those servers with a key they accept.
+func (c *cluster) serveSSH(t *testing.T, nodes ...*clusterNode) []string {
 	t.Helper()
-	m := c.manager()
-	dir := filepath.Join(m.dir, "ssh")
+	dir := filepath.Join(filepath.Dir(c.manager().dir), "ssh")
 	require.NoError(t, os.MkdirAll(dir, 0o700))
 	sh(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "host_key"))
 	sh(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "deploy_key"))
@@ -62,44 +61,61 @@ func (c *cluster) serveSSH(t *testing.T) []string {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600))
 	hostPub, err := os.ReadFile(filepath.Join(dir, "host_key.pub"))
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "known_hosts"), []byte(m.addr+" "+string(hostPub)), 0o600))
+	var known, client strings.Builder
+	for _, n := range nodes {
+		known.WriteString(n.addr + " " + string(hostPub))
+		client.WriteString(strings.Join([]string{
+			"Host " + n.addr,
+			"  IdentityFile " + filepath.Join(dir, "deploy_key"),
+			"  IdentitiesOnly yes",
+			"  UserKnownHostsFile " + filepath.Join(dir, "known_hosts"),
+			"  StrictHostKeyChecking yes",
+			"  BatchMode yes",
+		}, "\n") + "\n")
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "known_hosts"), []byte(known.String()), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ssh_config"), []byte(client.String()), 0o600))
+	// The docker provider and CLI run `ssh` from the PATH: this one reads the suite's config.
+	bin := filepath.Join(dir, "bin")
+	require.NoError(t, os.MkdirAll(bin, 0o755))
+	wrapper := fmt.Sprintf("#!/bin/sh\nexec /usr/bin/ssh -F %s \"$@\"\n", filepath.Join(dir, "ssh_config"))
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "ssh"), []byte(wrapper), 0o755))
+	env := []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
+
+	path, sshdEnv := sshd(t)
+	// sshd insists on its privilege separation user and directory, which the package would make.
+	require.NoError(t, os.MkdirAll("/run/sshd", 0o755))
+	if exec.Command("id", "sshd").Run() != nil {
+		sh(t, "useradd", "--system", "--home-dir", "/run/sshd", "--shell", "/usr/sbin/nologin", "sshd")
+	}
+	for _, n := range nodes {
+		serveSSHOn(t, n, dir, path, sshdEnv, env)
+	}
+	return env
+}
+
+// serveSSHOn starts sshd in the node's namespace, with the host key and authorized key in dir,
+// and waits until the docker CLI reaches the node's engine through it.
+func serveSSHOn(t *testing.T, n *clusterNode, dir, sshdPath string, sshdEnv, clientEnv []string) {
+	t.Helper()
 	server := strings.Join([]string{
-		"ListenAddress " + m.addr + ":22",
+		"ListenAddress " + n.addr + ":22",
 		"HostKey " + filepath.Join(dir, "host_key"),
-		"PidFile " + filepath.Join(dir, "sshd.pid"),
+		"PidFile " + filepath.Join(dir, n.hostname+".pid"),
 		"AuthorizedKeysFile " + filepath.Join(dir, "authorized_keys"),
 		"PermitRootLogin prohibit-password",
 		"PasswordAuthentication no",
 		"KbdInteractiveAuthentication no",
 		"UsePAM no",
 		"StrictModes no",
-		"SetEnv DOCKER_HOST=" + m.engine.host,
+		"SetEnv DOCKER_HOST=" + n.engine.host,
 	}, "\n") + "\n"
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(server), 0o600))
-	client := strings.Join([]string{
-		"Host " + m.addr,
-		"  IdentityFile " + filepath.Join(dir, "deploy_key"),
-		"  IdentitiesOnly yes",
-		"  UserKnownHostsFile " + filepath.Join(dir, "known_hosts"),
-		"  StrictHostKeyChecking yes",
-		"  BatchMode yes",
-	}, "\n") + "\n"
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "ssh_config"), []byte(client), 0o600))
-	// The docker provider and CLI run `ssh` from the PATH: this one reads the suite's config.
-	bin := filepath.Join(dir, "bin")
-	require.NoError(t, os.MkdirAll(bin, 0o755))
-	wrapper := fmt.Sprintf("#!/bin/sh\nexec /usr/bin/ssh -F %s \"$@\"\n", filepath.Join(dir, "ssh_config"))
-	require.NoError(t, os.WriteFile(filepath.Join(bin, "ssh"), []byte(wrapper), 0o755))
-
-	path, env := sshd(t)
-	// sshd insists on its privilege separation user and directory, which the package would make.
-	require.NoError(t, os.MkdirAll("/run/sshd", 0o755))
-	if exec.Command("id", "sshd").Run() != nil {
-		sh(t, "useradd", "--system", "--home-dir", "/run/sshd", "--shell", "/usr/sbin/nologin", "sshd")
-	}
-	cmd := exec.Command("nsenter", "--net=/var/run/netns/"+m.netns, path, "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
-	cmd.Env = append(os.Environ(), env...)
-	log, err := os.Create(filepath.Join(dir, "sshd.log"))
+	config := filepath.Join(dir, n.hostname+".sshd_config")
+	require.NoError(t, os.WriteFile(config, []byte(server), 0o600))
+	cmd := exec.Command("nsenter", "--net=/var/run/netns/"+n.netns, sshdPath, "-D", "-e", "-f", config)
+	cmd.Env = append(os.Environ(), sshdEnv...)
+	logPath := filepath.Join(dir, n.hostname+".sshd.log")
+	log, err := os.Create(logPath)
 	require.NoError(t, err)
 	cmd.Stdout, cmd.Stderr = log, log
 	require.NoError(t, cmd.Start())
@@ -109,19 +125,17 @@ func (c *cluster) serveSSH(t *testing.T) []string {
 		_ = cmd.Process.Kill()
 		<-exited
 	})
-	env = []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
-	eventually(t, 30*time.Second, "sshd answers on "+m.addr, func() bool {
-		cli := exec.Command("docker", "--host", "ssh://root@"+m.addr, "version", "--format", "{{.Server.Version}}")
-		cli.Env = append(os.Environ(), env...)
+	eventually(t, 30*time.Second, "sshd answers on "+n.addr, func() bool {
+		cli := exec.Command("docker", "--host", "ssh://root@"+n.addr, "version", "--format", "{{.Server.Version}}")
+		cli.Env = append(os.Environ(), clientEnv...)
 		out, err := cli.CombinedOutput()
 		if err != nil {
 			select {
 			case <-exited:
-				t.Fatalf("sshd stopped: %s\n%s", readFile(filepath.Join(dir, "sshd.log")), out)
+				t.Fatalf("sshd on %s stopped: %s\n%s", n.hostname, readFile(logPath), out)
 			default:
 			}
 		}
 		return err == nil
 	})
-	return env
 }

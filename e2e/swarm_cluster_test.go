@@ -85,7 +85,7 @@ func eventually(t *testing.T, limit time.Duration, what string, check func() boo
 var statefulServices = []string{"maricusco-backup", "maricusco-chromadb", "maricusco-grafana", "maricusco-postgres", "maricusco-prometheus", "maricusco-redis"}
 
 // TestSwarmCluster deploys prod with orchestrator swarm on three nodes (newCluster), scales it,
-// and loses a worker under load. Healthchecks run every 5 s, as in TestSwarmLifecycle.
+// loses a worker under load, and at last loses the data node. Healthchecks run every 5 s, as in TestSwarmLifecycle.
 func TestSwarmCluster(t *testing.T) {
 	requireRealEngine(t)
 	from := modernEngine(t)
@@ -104,7 +104,7 @@ func TestSwarmCluster(t *testing.T) {
 		strings.Split(nodes, "\n"), "three nodes, each under its own hostname")
 
 	// The deploys reach the manager over ssh, as a CI job does; the suite's own checks use its socket.
-	p.env = c.serveSSH(t)
+	p.env = c.serveSSH(t, m, c.nodes[1])
 	p.config(t, stack, "set", "dockerHost", "ssh://root@"+m.addr)
 	p.config(t, stack, "set", "orchestrator", "swarm")
 	p.config(t, stack, "set", "healthcheckInterval", "5s")
@@ -258,5 +258,11 @@ func TestSwarmCluster(t *testing.T) {
 		require.Empty(t, p.changes(t, stack), "the program's state is unaffected")
 	})
 
-	t.Run("replicas 6 to 2 under load", func(t *testing.T) { scale(t, 2) })
+	if !t.Run("replicas 6 to 2 under load", func(t *testing.T) { scale(t, 2) }) {
+		return
+	}
+
+	t.Run("the data node lost: another node takes its place and the off-host copy of the backups is restored", func(t *testing.T) {
+		loseDataNode(t, c, p, stack, label)
+	})
 }
