@@ -84,6 +84,8 @@ func loseDataNode(t *testing.T, c *cluster, p *project, stack, label string) {
 	restored := tradesCommitted(t, p, 0)
 	figure(t, label, "prod data node lost: committed rows lost", fmt.Sprintf("%d of %d, all committed after the off-host copy", committed-restored, committed))
 	require.Equal(t, inCopy, restored, "every row the copy's archive holds comes back: those of the base backup and those after it")
+	// The restored database is archived anew on the new node: a base backup goes into its archive.
+	p.must(t, stack, "backup")
 	for _, s := range swarmServices {
 		requireConverged(t, next.engine, s, map[bool]int{true: 2, false: 1}[s == "maricusco-app"])
 	}
