@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,23 +24,32 @@ func tradesCommitted(t *testing.T, p *project, n int) int {
 	return count
 }
 
+// asOperator runs a command line as an operator does, in the project's directory, with the
+// suite's ssh client: `docker -H ssh://root@<node>` reaches a node as a deploy does.
+func (p *project) asOperator(t *testing.T, line string) {
+	t.Helper()
+	out, err := p.script("bash", "-c", "set -euo pipefail; "+line)
+	require.NoError(t, err, "%s: %s", line, out)
+}
+
 // loseDataNode loses the manager that is the data node, as docs/cluster.md's "Losing the data
 // node" tells, and follows the operator's steps written there: three managers beforehand, a copy
 // of the backups volume off the host, then another node labelled the data node, the copy put into
 // its backups volume, dockerHost pointed at it, `up`, and `restore --latest`.
 func loseDataNode(t *testing.T, c *cluster, p *project, stack, label string) {
 	m, next := c.manager(), c.nodes[1]
-	backups := p.outputs(t, stack)["backupVolume"].(string)
+	backups, ok := p.outputs(t, stack)["backupVolume"].(string)
+	require.True(t, ok, "the stack exports its backups volume")
 	postgresImage := p.serviceImage(t, "maricusco-postgres")
-	copyDir := t.TempDir()
+	offHost := filepath.Join(t.TempDir(), "maricusco-backups.tgz")
 
 	// Rows in a base backup, rows only in the WAL archive, then the copy leaves the host, then rows
 	// the copy cannot hold.
 	tradesCommitted(t, p, 1000)
 	p.must(t, stack, "backup")
 	inCopy := tradesCommitted(t, p, 500)
-	m.engine.mustDocker(t, "run", "--rm", "--entrypoint", "tar", "-v", backups+":/b:ro", "-v", copyDir+":/out",
-		postgresImage, "-C", "/b", "-czf", "/out/maricusco-backups.tgz", ".")
+	p.asOperator(t, fmt.Sprintf("docker -H ssh://root@%s run --rm --entrypoint tar -v %s:/b:ro %s -C /b -czf - . > %s",
+		m.addr, backups, postgresImage, offHost))
 	committed := tradesCommitted(t, p, 100)
 
 	m.engine.mustDocker(t, "node", "promote", "worker1", "worker2")
@@ -62,9 +72,8 @@ func loseDataNode(t *testing.T, c *cluster, p *project, stack, label string) {
 
 	// The copy goes into the new data node's volume before any task starts there: a backup
 	// service that starts on an empty volume begins an archive of the new, empty database.
-	next.engine.mustDocker(t, "volume", "create", backups)
-	next.engine.mustDocker(t, "run", "--rm", "--entrypoint", "tar", "-v", backups+":/b", "-v", copyDir+":/in",
-		postgresImage, "-C", "/b", "-xzf", "/in/maricusco-backups.tgz")
+	p.asOperator(t, fmt.Sprintf("docker -H ssh://root@%[1]s volume create %[2]s && docker -H ssh://root@%[1]s run --rm -i --entrypoint tar -v %[2]s:/b %[3]s -C /b -xzf - < %[4]s",
+		next.addr, backups, postgresImage, offHost))
 	next.engine.mustDocker(t, "node", "update", "--label-rm", "maricusco.data", m.hostname)
 	next.engine.mustDocker(t, "node", "update", "--label-add", "maricusco.data=true", next.hostname)
 	p.config(t, stack, "set", "dockerHost", "ssh://root@"+next.addr)
@@ -90,7 +99,7 @@ func loseDataNode(t *testing.T, c *cluster, p *project, stack, label string) {
 		requireConverged(t, next.engine, s, map[bool]int{true: 2, false: 1}[s == "maricusco-app"])
 	}
 
-	// Three managers again, less the lost one: demoted and removed, as docs/cluster.md says.
+	// The lost manager demoted and removed, as docs/cluster.md says, the two left keep the swarm.
 	next.engine.mustDocker(t, "node", "demote", m.hostname)
 	next.engine.mustDocker(t, "node", "rm", "--force", m.hostname)
 	hostnames := next.engine.mustDocker(t, "node", "ls", "--filter", "role=manager", "--format", "{{.Hostname}}")
