@@ -80,12 +80,7 @@ func loseDataNode(t *testing.T, c *cluster, p *project, stack, label string) {
 	require.Equal(t, []string{"update docker [host]"}, p.changes(t, stack), "another manager: the provider's host changes, no service or volume is replaced")
 	took := p.up(t, stack)
 	figure(t, label, "prod data node lost: `up` through the new data node (s)", took.Seconds())
-	for _, s := range swarmServices {
-		requireConverged(t, next.engine, s, map[bool]int{true: 2, false: 1}[s == "maricusco-app"])
-	}
-	for _, s := range statefulServices {
-		require.Equal(t, map[string]int{next.hostname: 1}, tasksByNode(t, next.engine, s), "%s runs on the new data node", s)
-	}
+	requireStackConverged(t, next.engine, next.hostname)
 
 	restoreTook := p.timedRestore(t, stack, "--latest")
 	figure(t, label, "prod data node lost: `restore --latest` from the off-host copy (s)", restoreTook.Seconds())
@@ -95,9 +90,7 @@ func loseDataNode(t *testing.T, c *cluster, p *project, stack, label string) {
 	require.Equal(t, inCopy, restored, "every row the copy's archive holds comes back: those of the base backup and those after it")
 	// The restored database is archived anew on the new node: a base backup goes into its archive.
 	p.must(t, stack, "backup")
-	for _, s := range swarmServices {
-		requireConverged(t, next.engine, s, map[bool]int{true: 2, false: 1}[s == "maricusco-app"])
-	}
+	requireStackConverged(t, next.engine, next.hostname)
 
 	// The lost manager demoted and removed, as docs/cluster.md says, the two left keep the swarm.
 	next.engine.mustDocker(t, "node", "demote", m.hostname)
