@@ -84,7 +84,7 @@ skips_preview() {
 
 # A secret set without --secret would be written into the tracked stack file before the program
 # could refuse it: refuse it here, before the CLI writes anything. Keys come from the program
-# (cmd/secret-keys); with --path, the key is what comes before the first . or [.
+# (bin/infra secret-keys); with --path, the key is what comes before the first . or [.
 if [ "$action" = config ] && [[ "${1:-}" =~ ^set(-all)?$ ]]; then
   secret=false path=false keys=()
   for arg in "${@:2}"; do
@@ -106,8 +106,8 @@ if [ "$action" = config ] && [[ "${1:-}" =~ ^set(-all)?$ ]]; then
     secret=false
   fi
   if ! $secret && [ ${#keys[@]} -gt 0 ]; then
-    "${go_build[@]}" -o bin/ ./cmd/secret-keys
-    secret_keys=$(bin/secret-keys)
+    "${go_build[@]}" -o bin/ .
+    secret_keys=$(bin/infra secret-keys)
     for key in "${keys[@]}"; do
       key=${key#maricusco:}
       ! $path || key=${key%%[.[]*}
@@ -161,7 +161,17 @@ case "$action" in
     ;;
 esac
 
+# The program's binary (bin/infra, Pulumi.yaml's buildTarget, which the language host then finds
+# up to date) is also the steps deploy.sh runs around Pulumi (package deploysteps): one link, made
+# while the CLI selects the stack. go build relinks only when the source changed: a second deploy
+# does not pay for the build.
+building=
+if [[ "$action" =~ ^(preview|up|refresh|destroy)$ ]]; then
+  "${go_build[@]}" -o bin/ . 9>&- &
+  building=$!
+fi
 "$PULUMI" stack select --create "$stack" --non-interactive >/dev/null
+[ -z "$building" ] || wait "$building"
 if [ "$action" = destroy ] && skips_preview "$@" &&
   [ "$("$PULUMI" config get protect --stack "$stack" 2>/dev/null)" = true ]; then
   # Without its preview, a destroy deletes every unprotected resource before it fails at the
@@ -172,20 +182,15 @@ fi
 case "$action" in
   preview|up|refresh|destroy)
     # A deploy killed before it could clean up leaves a lock, plugins and pending operations:
-    # settle them from what this machine and the engine have (cmd/recover; README, When a deploy was interrupted).
-    # One build, linked side by side: the helpers, and for preview and up the program itself
-    # (bin/infra, Pulumi.yaml's buildTarget), which the language host then finds up to date. go
-    # build relinks only when the source changed: a second deploy does not pay for the build.
-    programs=(./cmd/recover ./cmd/edge-cert ./cmd/converge)
-    [[ ! "$action" =~ ^(preview|up)$ ]] || programs+=(.)
-    "${go_build[@]}" -o bin/ "${programs[@]}" 9>&-
-    PULUMI=$PULUMI bin/recover -stack "$stack" ${take_lock:+-take-lock "$take_lock"} 9>&- || exit $?
+    # settle them from what this machine and the engine have (deploysteps/recover.go; README, When
+    # a deploy was interrupted).
+    PULUMI=$PULUMI bin/infra recover -stack "$stack" ${take_lock:+-take-lock "$take_lock"} 9>&- || exit $?
     ;;
 esac
 # A self-signed edge (the default) gets its certificate once, kept in the stack's config with its
 # key encrypted, and a new one when it no longer covers edge.hostname or is about to expire.
 if [[ "$action" =~ ^(preview|up)$ ]]; then
-  PULUMI=$PULUMI bin/edge-cert -stack "$stack" 9>&-
+  PULUMI=$PULUMI bin/infra edge-cert -stack "$stack" 9>&-
 fi
 # preview and up read the engine first, so that a plain up recreates a container lost or removed
 # out of band. Not on the swarm target yet: its services read back with a task spec that differs
@@ -202,9 +207,9 @@ case "$action" in
   up)
     "$PULUMI" up --stack "$stack" "${refresh[@]}" "$@" 9>&- || exit $?
     # The provider's wait for a service ends before a start-first roll has stopped its last old
-    # task: on a swarm, up returns once every service runs as declared (cmd/converge).
+    # task: on a swarm, up returns once every service runs as declared (deploysteps/converge.go).
     if [ "$on_swarm" = true ]; then
-      PULUMI=$PULUMI bin/converge -stack "$stack" 9>&-
+      PULUMI=$PULUMI bin/infra converge -stack "$stack" 9>&-
     fi
     ;;
   refresh|destroy) "$PULUMI" "$action" --stack "$stack" "$@" 9>&- ;;

@@ -14,7 +14,7 @@ import (
 // TLS sources of the edge's certificate.
 const (
 	// EdgeSelfSigned is a certificate of the stack's own, which deploy.sh generates once
-	// (cmd/edge-cert) and keeps in the stack's config, its key encrypted.
+	// (deploysteps/edgecert.go) and keeps in the stack's config, its key encrypted.
 	EdgeSelfSigned = "self-signed"
 	// EdgeFiles is a certificate chain and key the operator sets from files.
 	EdgeFiles = "files"

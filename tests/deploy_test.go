@@ -68,7 +68,7 @@ func TestInCIAnEmptyBackendOrDockerHostFailsBeforePulumiRuns(t *testing.T) {
 }
 
 // fakePulumi is a pulumi CLI that records each call in calls, answers deploy.sh's and
-// cmd/recover's questions (the stack is protected), and prints preview as a preview's output
+// its recover step's questions (the stack is protected), and prints preview as a preview's output
 // with exit status previewExit.
 func fakePulumi(t *testing.T, preview string, previewExit int) (cli, calls string) {
 	t.Helper()

@@ -1,18 +1,7 @@
-// Command recover readies a stack for a deploy after an earlier one was killed, as deploy.sh runs
-// it before every preview, up, refresh and destroy: stale locks of the file backend are removed,
-// provider plugins the killed CLI left running are stopped, and pending operations are settled
-// from what the Docker engine has (package recovery). It prints what it did, and nothing when
-// there was nothing to do.
-//
-//	recover -stack dev [-take-lock ID]
-//
-// It reads PULUMI_BACKEND_URL, and PULUMI for the CLI. Exit status 3: a lock is held by a live
-// deploy or another host; 1: anything else that stops the deploy.
-package main
+package deploysteps
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"net/url"
 	"os"
@@ -25,27 +14,24 @@ import (
 	"github.com/maricusco/infra/recovery"
 )
 
-// errHeld is a lock the deploy must not take: exit status 3, as deploy.sh's own lock.
-var errHeld = errors.New("held")
-
-func main() {
-	stack := flag.String("stack", "", "the stack to recover")
-	takeOver := flag.String("take-lock", "", "remove the lock with this ID even though its holder may be alive")
-	flag.Parse()
-	err := run(*stack, *takeOver)
-	switch {
-	case errors.Is(err, errHeld):
-		os.Exit(3)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "recover:", err)
-		os.Exit(1)
+// recoverStack readies a stack for a deploy after an earlier one was killed, as deploy.sh runs it
+// before every preview, up, refresh and destroy: stale locks of the file backend are removed,
+// provider plugins the killed CLI left running are stopped, and pending operations are settled
+// from what the Docker engine has (package recovery). It prints what it did, and nothing when
+// there was nothing to do.
+//
+//	bin/infra recover -stack dev [-take-lock ID]
+//
+// It reads PULUMI_BACKEND_URL, and PULUMI for the CLI. Exit status 3: a lock is held by a live
+// deploy or another host; 1: anything else that stops the deploy.
+func recoverStack(args []string) error {
+	fs := flags("recover")
+	stackFlag := fs.String("stack", "", "the stack to recover")
+	takeOverFlag := fs.String("take-lock", "", "remove the lock with this ID even though its holder may be alive")
+	if err := parseWithStack(fs, args, stackFlag); err != nil {
+		return err
 	}
-}
-
-func run(stack, takeOver string) error {
-	if stack == "" {
-		return errors.New("-stack is required")
-	}
+	stack, takeOver := *stackFlag, *takeOverFlag
 	backend := os.Getenv("PULUMI_BACKEND_URL")
 	project, err := projectName("Pulumi.yaml")
 	if err != nil {
@@ -70,7 +56,7 @@ func run(stack, takeOver string) error {
 		if err := procs.Stop(orphans, 10*time.Second); err != nil {
 			return err
 		}
-		say("stopped %d provider plugin(s) a killed deploy left running (pids %v)", len(orphans), orphans)
+		recoverSays("stopped %d provider plugin(s) a killed deploy left running (pids %v)", len(orphans), orphans)
 	}
 	return settle(stack)
 }
@@ -99,7 +85,7 @@ func unlock(procs recovery.Processes, stateDir, project, stack, takeOver string)
 			}
 		}
 		taken = taken || l.ID == takeOver
-		say("%s", v.Why)
+		recoverSays("%s", v.Why)
 	}
 	if takeOver != "" && !taken {
 		return fmt.Errorf("--take-lock %s: the %s stack has no lock with that ID (its locks are in %s)", takeOver, stack, recovery.LockDir(stateDir, project, stack))
@@ -116,10 +102,10 @@ func settle(stack string) error {
 	if err != nil || len(export.Deployment.PendingOperations) == 0 {
 		return err
 	}
-	say("the last deploy of %s was interrupted with %d operation(s) pending; settling them from what the engine has", stack, len(export.Deployment.PendingOperations))
+	recoverSays("the last deploy of %s was interrupted with %d operation(s) pending; settling them from what the engine has", stack, len(export.Deployment.PendingOperations))
 	resolved, did, err := recovery.Resolve(export, dockerAt(export.EngineHost()))
 	for _, line := range did {
-		say("%s", line)
+		recoverSays("%s", line)
 	}
 	if err != nil {
 		return err
@@ -152,7 +138,7 @@ func (h dockerAt) RemoveContainer(name string) error {
 	return engine.Docker{}.RemoveContainer(string(h), name)
 }
 
-func say(format string, args ...any) {
+func recoverSays(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "recover: "+format+"\n", args...)
 }
 

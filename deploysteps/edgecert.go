@@ -1,13 +1,7 @@
-// Command edge-cert gives a self-signed edge its certificate: when the stack's edge is
-// self-signed (the default) and has no certificate, or one that no longer covers edge.hostname or
-// is about to expire, it issues one and sets edge.certificate and the secret edgePrivateKey with
-// the Pulumi CLI, so the stack keeps it, encrypted, across ups. deploy.sh runs it before preview
-// and up; it does nothing for an edge of files, which are the operator's.
-package main
+package deploysteps
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,19 +13,20 @@ import (
 	"github.com/maricusco/infra/stacks"
 )
 
-func main() {
-	stack := flag.String("stack", "", "the stack (dev, prod): its Pulumi.<stack>.yaml is read, and its config set")
-	flag.Parse()
-	if err := run(*stack); err != nil {
-		fmt.Fprintln(os.Stderr, "edge-cert:", err)
-		os.Exit(1)
+// edgeCert gives a self-signed edge its certificate: when the stack's edge is
+// self-signed (the default) and has no certificate, or one that no longer covers edge.hostname or
+// is about to expire, it issues one and sets edge.certificate and the secret edgePrivateKey with
+// the Pulumi CLI, so the stack keeps it, encrypted, across ups. deploy.sh runs it before preview
+// and up; it does nothing for an edge of files, which are the operator's.
+//
+//	bin/infra edge-cert -stack dev
+func edgeCert(args []string) error {
+	fs := flags("edge-cert")
+	stackFlag := fs.String("stack", "", "the stack (dev, prod): its Pulumi.<stack>.yaml is read, and its config set")
+	if err := parseWithStack(fs, args, stackFlag); err != nil {
+		return err
 	}
-}
-
-func run(stack string) error {
-	if stack == "" {
-		return fmt.Errorf("-stack is required")
-	}
+	stack := *stackFlag
 	file := "Pulumi." + stack + ".yaml"
 	raw, err := os.ReadFile(file)
 	if err != nil {
@@ -63,18 +58,19 @@ func run(stack string) error {
 		return err
 	}
 	// Values go through stdin: a key on the command line would show in the process list.
-	if err := pulumi(stack, chain, "config", "set", "--path", "edge.certificate"); err != nil {
+	if err := pulumiWithInput(stack, chain, "config", "set", "--path", "edge.certificate"); err != nil {
 		return err
 	}
-	if err := pulumi(stack, key, "config", "set", "--secret", stacks.EdgePrivateKeyKey); err != nil {
+	if err := pulumiWithInput(stack, key, "config", "set", "--secret", stacks.EdgePrivateKeyKey); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "edge: issued a self-signed certificate for %s, localhost and 127.0.0.1 (%s); clients trust the stack output tlsCertificate\n", hostname, why)
 	return nil
 }
 
-// pulumi runs the Pulumi CLI (PULUMI, or pulumi on the PATH) on the stack with stdin as input.
-func pulumi(stack, stdin string, args ...string) error {
+// pulumiWithInput runs the Pulumi CLI (PULUMI, or pulumi on the PATH) on the stack with stdin as
+// input.
+func pulumiWithInput(stack, stdin string, args ...string) error {
 	bin := os.Getenv("PULUMI")
 	if bin == "" {
 		bin = "pulumi"

@@ -1,0 +1,76 @@
+// Package deploysteps holds the steps deploy.sh runs around Pulumi: readying a stack after a
+// killed deploy, the self-signed edge's certificate, the swarm's convergence, the secret keys.
+// They are commands of the program's own binary (`bin/infra <step> -stack <stack>`), not binaries
+// of their own: each would link the same Pulumi SDK, and a deploy from a fresh clone, as every CI
+// deploy job is, would link four of them before Pulumi starts instead of one.
+package deploysteps
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+)
+
+// steps are the commands, by the name deploy.sh gives them.
+var steps = map[string]func(args []string) error{
+	"recover":     recoverStack,
+	"edge-cert":   edgeCert,
+	"converge":    converge,
+	"secret-keys": secretKeys,
+}
+
+// errHeld is a lock the deploy must not take: exit status 3, as deploy.sh's own lock.
+var errHeld = errors.New("held")
+
+// Run runs the step name with its arguments, prints why it failed, and returns the exit status:
+// 0, 3 when the stack is locked by a live deploy or another host, 2 for a command line it cannot
+// take, 1 for anything else that stops the deploy.
+func Run(name string, args []string, stderr io.Writer) int {
+	step, ok := steps[name]
+	if !ok {
+		fmt.Fprintf(stderr, "unknown step %q: without arguments this binary is the Pulumi program; its steps are %s\n", name, strings.Join(slices.Sorted(maps.Keys(steps)), ", "))
+		return 2
+	}
+	err := step(args)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errHeld):
+		return 3
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+}
+
+// errUsage is a command line the step cannot take: exit status 2, as deploy.sh's own usage errors.
+var errUsage = errors.New("usage")
+
+// flags is a step's flag set: a bad flag is an error of the step, not an exit of the process.
+func flags(step string) *flag.FlagSet {
+	fs := flag.NewFlagSet(step, flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	return fs
+}
+
+// parseWithStack parses args, which must name the stack.
+func parseWithStack(fs *flag.FlagSet, args []string, stack *string) error {
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if *stack == "" {
+		return fmt.Errorf("%w: -stack is required", errUsage)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	return nil
+}
