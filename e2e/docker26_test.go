@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -102,7 +103,9 @@ func TestDocker26(t *testing.T) {
 			containers := p.containers(t, stack)
 			p.waitHealthy(t, containers, time.Minute)
 			interval := e.mustDocker(t, "inspect", "--format", "{{json .Config.Healthcheck.StartInterval}}", container("postgres"))
-			assert.Equal(t, "2000000000", interval, "the engine takes the start interval, so the program sends it")
+			want, err := time.ParseDuration(programDefault(t, "healthcheckStartInterval"))
+			require.NoError(t, err)
+			assert.Equal(t, strconv.FormatInt(want.Nanoseconds(), 10), interval, "the engine takes the start interval, so the program sends it")
 			p.must(t, stack, "refresh", "--yes", "--skip-preview")
 			assert.Empty(t, p.changes(t, stack), "no change after refresh either")
 			if stack == "prod" {

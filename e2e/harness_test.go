@@ -591,6 +591,18 @@ func imageRefs(t *testing.T) map[string][]string {
 	return refs
 }
 
+// programDefault is the program's default of a scalar config key, as Pulumi.yaml declares it.
+func programDefault(t *testing.T, key string) string {
+	t.Helper()
+	for _, k := range stacks.Keys() {
+		if k.Name == key && k.Default != nil {
+			return fmt.Sprint(k.Default)
+		}
+	}
+	t.Fatalf("the program has no default for %s", key)
+	return ""
+}
+
 // buildImages tags the stand-in images under the program's refs on the engine, and under
 // rolledAppImage an app image of another ID (prod's app image plus a label) for the roll tests.
 func buildImages(t *testing.T, e engine) {

@@ -16,7 +16,8 @@ import (
 )
 
 // TestAsFastAsCompose measures a deploy from nothing to all healthy against its peer, Compose v2
-// running the seed's services and healthchecks (testdata/compose-peer), one after the other on
+// running the seed's services and healthchecks with the program's start interval
+// (testdata/compose-peer), one after the other on
 // the same engine, for dev and for prod's shape, on both engines. It reports the times and their
 // ratio; it asserts only that both reach healthy, since a time is a figure, not a rule.
 func TestAsFastAsCompose(t *testing.T) {
@@ -105,7 +106,7 @@ func composePeerUp(t *testing.T, e engine, bin, stack string) time.Duration {
 	refs := imageRefs(t)
 	compose := func(args ...string) (string, error) {
 		cmd := exec.Command(bin, append(append([]string{"-p", "maricusco-peer"}, files...), args...)...)
-		cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.host,
+		cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.host, "START_INTERVAL="+programDefault(t, "healthcheckStartInterval"),
 			"APP_IMAGE="+refs["app"][0], "POSTGRES_IMAGE="+refs["postgres"][0], "REDIS_IMAGE="+refs["redis"][0],
 			"CHROMADB_IMAGE="+refs["chromadb"][0], "PROMETHEUS_IMAGE="+refs["prometheus"][0],
 			"GRAFANA_IMAGE="+refs["grafana"][0], "NGINX_IMAGE="+refs["nginx"][0])

@@ -58,7 +58,7 @@ func declarePlatform(r *reader, c *Config, stack string) {
 	c.Health.Timeout = readDuration(r, "healthcheckTimeout", "2s", "Time a healthcheck may take (the seed: 2s).")
 	c.Health.Retries = r.integer("healthcheckRetries", 3, "Consecutive failed healthchecks that make a container unhealthy.")
 	c.Health.StartPeriod = readDuration(r, "healthcheckStartPeriod", "60s", "Start phase in which failed healthchecks do not count.")
-	c.Health.StartInterval = readDuration(r, "healthcheckStartInterval", "2s", "Time between healthchecks during the start phase, so a healthy container is known in seconds, not after a full interval.")
+	c.Health.StartInterval = readDuration(r, "healthcheckStartInterval", "500ms", "Time between healthchecks during the start phase, until the first that passes: a healthy container is known within a second, not after a full interval (Docker 25+).")
 	c.Health.WaitTimeout = readDuration(r, "healthyTimeout", "5m", "How long `pulumi up` waits for a new container to become healthy.")
 	c.Logging.MaxSize = r.str("logMaxSize", "10m", "Largest json-file log of a container before Docker rotates it (e.g. 10m).")
 	c.Logging.MaxFile = r.integer("logMaxFile", 3, "Rotated log files Docker keeps per container.")

@@ -54,7 +54,9 @@ func validateHealth(r *reader, h components.HealthTiming) {
 	durationWithin(r, "healthcheckInterval", h.Interval, time.Second, time.Hour)
 	durationWithin(r, "healthcheckTimeout", h.Timeout, time.Second, time.Hour)
 	durationWithin(r, "healthcheckStartPeriod", h.StartPeriod, time.Second, time.Hour)
-	durationWithin(r, "healthcheckStartInterval", h.StartInterval, time.Second, time.Hour)
+	// The engine's own floor (API: "0 or at least 1 ms"); below the provider's once-a-second wait
+	// for health, a shorter interval only adds probes.
+	durationWithin(r, "healthcheckStartInterval", h.StartInterval, time.Millisecond, time.Hour)
 	durationWithin(r, "healthyTimeout", h.WaitTimeout, 10*time.Second, 2*time.Hour)
 	if h.Timeout >= h.Interval && h.Interval > 0 {
 		r.fail("healthcheckTimeout", "%s must be shorter than healthcheckInterval (%s)", h.Timeout, h.Interval)

@@ -101,6 +101,8 @@ func TestBadConfigIsRefused(t *testing.T) {
 			[]string{"maricusco:logMaxSize", `"ten" is not a size`}},
 		{"a boolean that is not true or false", prod.with("protect", "yes"),
 			[]string{"maricusco:protect", `"yes" is not a boolean; write true or false`}},
+		{"a start interval below the engine's 1 ms", dev.with("healthcheckStartInterval", "500us"),
+			[]string{"maricusco:healthcheckStartInterval", "500µs is out of range; use 1ms to 1h0m0s"}},
 		{"an app port out of range", dev.with("appPort", "0"),
 			[]string{"maricusco:appPort", "0 is out of range; use 1 to 65535"}},
 		{"too many workers", prod.with("appUvicornWorkers", "512"),

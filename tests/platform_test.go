@@ -361,7 +361,7 @@ func TestHealthchecksAreTheSeedsWithAFastStartPhase(t *testing.T) {
 			assert.Contains(t, strings.Join(test, " "), contains[kind], name)
 			assert.Equal(t, "30s", hc["interval"].StringValue(), name)
 			assert.Equal(t, "2s", hc["timeout"].StringValue(), name)
-			assert.Equal(t, "2s", hc["startInterval"].StringValue(), "%s checks fast while starting on an engine that can", name)
+			assert.Equal(t, "500ms", hc["startInterval"].StringValue(), "%s checks fast while starting on an engine that can", name)
 			assert.Equal(t, "1m0s", hc["startPeriod"].StringValue(), name)
 			assert.True(t, c.Inputs["wait"].BoolValue(), "%s is created only once healthy", name)
 		}
