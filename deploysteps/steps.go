@@ -42,13 +42,12 @@ func Run(name string, args []string, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, errHeld):
 		return 3
-	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return 2
-	default:
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return 1
 	}
+	fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
 }
 
 // errUsage is a command line the step cannot take: exit status 2, as deploy.sh's own usage errors.
