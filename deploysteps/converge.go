@@ -2,6 +2,7 @@ package deploysteps
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"sync"
@@ -21,13 +22,12 @@ import (
 //
 // It reads PULUMI for the CLI. Exit status 1: a service did not converge within its
 // convergeConfig timeout, or the engine could not be asked.
-func converge(args []string) error {
-	fs := flags("converge")
-	stack := fs.String("stack", "", "the stack whose services to wait for")
-	if err := parseWithStack(fs, args, stack); err != nil {
+func converge(fs *flag.FlagSet, args []string) error {
+	stack, err := parseStack(fs, args, "the stack whose services to wait for")
+	if err != nil {
 		return err
 	}
-	export, err := recovery.StackExport(*stack)
+	export, err := recovery.StackExport(stack)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package deploysteps
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,13 +21,11 @@ import (
 // and up; it does nothing for an edge of files, which are the operator's.
 //
 //	bin/infra edge-cert -stack dev
-func edgeCert(args []string) error {
-	fs := flags("edge-cert")
-	stackFlag := fs.String("stack", "", "the stack (dev, prod): its Pulumi.<stack>.yaml is read, and its config set")
-	if err := parseWithStack(fs, args, stackFlag); err != nil {
+func edgeCert(fs *flag.FlagSet, args []string) error {
+	stack, err := parseStack(fs, args, "the stack (dev, prod): its Pulumi.<stack>.yaml is read, and its config set")
+	if err != nil {
 		return err
 	}
-	stack := *stackFlag
 	file := "Pulumi." + stack + ".yaml"
 	raw, err := os.ReadFile(file)
 	if err != nil {

@@ -2,6 +2,7 @@ package deploysteps
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"net/url"
 	"os"
@@ -24,14 +25,13 @@ import (
 //
 // It reads PULUMI_BACKEND_URL, and PULUMI for the CLI. Exit status 3: a lock is held by a live
 // deploy or another host; 1: anything else that stops the deploy.
-func recoverStack(args []string) error {
-	fs := flags("recover")
-	stackFlag := fs.String("stack", "", "the stack to recover")
+func recoverStack(fs *flag.FlagSet, args []string) error {
 	takeOverFlag := fs.String("take-lock", "", "remove the lock with this ID even though its holder may be alive")
-	if err := parseWithStack(fs, args, stackFlag); err != nil {
+	stack, err := parseStack(fs, args, "the stack to recover")
+	if err != nil {
 		return err
 	}
-	stack, takeOver := *stackFlag, *takeOverFlag
+	takeOver := *takeOverFlag
 	backend := os.Getenv("PULUMI_BACKEND_URL")
 	project, err := projectName("Pulumi.yaml")
 	if err != nil {

@@ -1,6 +1,7 @@
 package deploysteps
 
 import (
+	"flag"
 	"fmt"
 
 	"github.com/maricusco/infra/stacks"
@@ -9,9 +10,9 @@ import (
 // secretKeys prints the program's config keys whose values must be set with --secret, one per
 // line: deploy.sh reads it to refuse `config set` of a secret in plaintext before the CLI writes
 // the value into the tracked stack file.
-func secretKeys(args []string) error {
-	if len(args) > 0 {
-		return fmt.Errorf("%w: takes no arguments, got %q", errUsage, args)
+func secretKeys(fs *flag.FlagSet, args []string) error {
+	if err := parse(fs, args); err != nil {
+		return err
 	}
 	for _, k := range stacks.Keys() {
 		if k.Secret {

@@ -11,13 +11,13 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 )
 
-// steps are the commands, by the name deploy.sh gives them.
-var steps = map[string]func(args []string) error{
+// steps are the commands, by the name deploy.sh gives them. Each declares its flags on a set
+// named after it and parses its arguments there.
+var steps = map[string]func(fs *flag.FlagSet, args []string) error{
 	"recover":     recoverStack,
 	"edge-cert":   edgeCert,
 	"converge":    converge,
@@ -36,7 +36,9 @@ func Run(name string, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "unknown step %q: without arguments this binary is the Pulumi program; its steps are %s\n", name, strings.Join(slices.Sorted(maps.Keys(steps)), ", "))
 		return 2
 	}
-	err := step(args)
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	err := step(fs, args)
 	switch {
 	case err == nil:
 		return 0
@@ -53,23 +55,26 @@ func Run(name string, args []string, stderr io.Writer) int {
 // errUsage is a command line the step cannot take: exit status 2, as deploy.sh's own usage errors.
 var errUsage = errors.New("usage")
 
-// flags is a step's flag set: a bad flag is an error of the step, not an exit of the process.
-func flags(step string) *flag.FlagSet {
-	fs := flag.NewFlagSet(step, flag.ContinueOnError)
-	fs.SetOutput(os.Stderr)
-	return fs
-}
-
-// parseWithStack parses args, which must name the stack.
-func parseWithStack(fs *flag.FlagSet, args []string, stack *string) error {
+// parse parses args into the flags declared on fs; arguments beyond them are refused.
+func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
-	}
-	if *stack == "" {
-		return fmt.Errorf("%w: -stack is required", errUsage)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
 	return nil
+}
+
+// parseStack declares -stack (what help says of it) beside the step's other flags, parses args
+// and returns the stack, which they must name.
+func parseStack(fs *flag.FlagSet, args []string, help string) (string, error) {
+	stack := fs.String("stack", "", help)
+	if err := parse(fs, args); err != nil {
+		return "", err
+	}
+	if *stack == "" {
+		return "", fmt.Errorf("%w: -stack is required", errUsage)
+	}
+	return *stack, nil
 }

@@ -3,6 +3,7 @@ package deploysteps
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"fmt"
 	"testing"
 
@@ -21,7 +22,7 @@ func TestAStepsExitStatusSaysWhyItStopped(t *testing.T) {
 		{"anything else exits 1", errors.New("the engine did not answer"), 1},
 	} {
 		t.Run(tc.rule, func(t *testing.T) {
-			steps["test-step"] = func([]string) error { return tc.err }
+			steps["test-step"] = func(*flag.FlagSet, []string) error { return tc.err }
 			defer delete(steps, "test-step")
 			var stderr bytes.Buffer
 			assert.Equal(t, tc.status, Run("test-step", nil, &stderr))
