@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -225,4 +226,66 @@ func TestPreviewAndUpReadTheEngineFirstOnOneEngine(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestAFreshCopyStartsFromTheProgramLinkedLastAndRelinksWhenItsSourcesDiffer runs deploy.sh's
+// build (a plain config set builds the program to learn the secret keys) in fresh copies of the
+// project that share one user cache. A link of the same sources gives the same bytes, so the
+// cached binary carries a mark past its end, which a relink would not keep.
+func TestAFreshCopyStartsFromTheProgramLinkedLastAndRelinksWhenItsSourcesDiffer(t *testing.T) {
+	goCache, err := exec.Command("go", "env", "GOCACHE").Output()
+	require.NoError(t, err)
+	cache := t.TempDir()
+	cached := filepath.Join(cache, "maricusco", "infra")
+	build := func(dir string) []byte {
+		t.Helper()
+		cli, _ := fakePulumi(t, "", 0)
+		cmd := exec.Command("./deploy.sh", "dev", "config", "set", "appReplicas", "3")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cache, "GOCACHE="+strings.TrimSpace(string(goCache)),
+			"PULUMI_CONFIG_PASSPHRASE=x", "PULUMI="+cli, "CI=")
+		out, code := combinedOutput(t, cmd)
+		require.Zero(t, code, out)
+		linked, err := os.ReadFile(filepath.Join(dir, "bin", "infra"))
+		require.NoError(t, err)
+		return linked
+	}
+	first := build(projectCopy(t))
+	kept, err := os.ReadFile(cached)
+	require.NoError(t, err, "the binary linked is kept in the user's cache")
+	require.True(t, bytes.Equal(first, kept), "the cache holds the binary linked last")
+	mark := []byte("\nkept by the cache\n")
+	require.NoError(t, os.WriteFile(cached, append(kept, mark...), 0o755))
+
+	t.Run("the same sources are not linked again", func(t *testing.T) {
+		assert.True(t, bytes.HasSuffix(build(projectCopy(t)), mark), "go build takes the cached binary as up to date")
+	})
+	t.Run("other sources are linked, and kept in its place", func(t *testing.T) {
+		changed := projectCopy(t)
+		require.NoError(t, os.WriteFile(filepath.Join(changed, "zz_changed.go"), []byte("package main\n\nvar changed = 1\n"), 0o644))
+		relinked := build(changed)
+		assert.False(t, bytes.HasSuffix(relinked, mark), "a binary of other sources is never taken from the cache")
+		now, err := os.ReadFile(cached)
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(now, relinked), "the cache holds the binary linked last")
+	})
+}
+
+// projectCopy is a fresh copy of the project's tracked and new files, without what a deploy built.
+func projectCopy(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	files, err := exec.Command("git", "-C", repoRoot, "ls-files", "--cached", "--others", "--exclude-standard").Output()
+	require.NoError(t, err)
+	for _, f := range strings.Fields(string(files)) {
+		info, err := os.Stat(filepath.Join(repoRoot, f))
+		if err != nil {
+			continue // deleted in the work tree
+		}
+		data, err := os.ReadFile(filepath.Join(repoRoot, f))
+		require.NoError(t, err)
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), data, info.Mode()))
+	}
+	return dir
 }
