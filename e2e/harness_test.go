@@ -31,6 +31,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/maricusco/infra/internal/worktree"
 	"github.com/maricusco/infra/stacks"
 )
 
@@ -194,19 +195,7 @@ func newProject(t *testing.T, e engine) *project {
 		t.Fatalf("%s already holds a maricusco deployment (containers: %q, volumes: %q); the suite removes what it deploys, so run it on an engine without one, or remove them first", e.name, containers, volumes)
 	}
 	dir := t.TempDir()
-	files, err := exec.Command("git", "-C", repoRoot, "ls-files", "--cached", "--others", "--exclude-standard").Output()
-	require.NoError(t, err)
-	for _, f := range strings.Fields(string(files)) {
-		src := filepath.Join(repoRoot, f)
-		info, err := os.Stat(src)
-		if err != nil {
-			continue // deleted in the work tree
-		}
-		data, err := os.ReadFile(src)
-		require.NoError(t, err)
-		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755))
-		require.NoError(t, os.WriteFile(filepath.Join(dir, f), data, info.Mode()))
-	}
+	require.NoError(t, worktree.Copy(repoRoot, dir))
 	return &project{dir: dir, engine: e}
 }
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/maricusco/infra/internal/worktree"
 )
 
 // combinedOutput runs cmd and returns its output and exit status; failing to start it fails t.
@@ -275,17 +277,6 @@ func TestAFreshCopyStartsFromTheProgramLinkedLastAndRelinksWhenItsSourcesDiffer(
 func projectCopy(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	files, err := exec.Command("git", "-C", repoRoot, "ls-files", "--cached", "--others", "--exclude-standard").Output()
-	require.NoError(t, err)
-	for _, f := range strings.Fields(string(files)) {
-		info, err := os.Stat(filepath.Join(repoRoot, f))
-		if err != nil {
-			continue // deleted in the work tree
-		}
-		data, err := os.ReadFile(filepath.Join(repoRoot, f))
-		require.NoError(t, err)
-		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755))
-		require.NoError(t, os.WriteFile(filepath.Join(dir, f), data, info.Mode()))
-	}
+	require.NoError(t, worktree.Copy(repoRoot, dir))
 	return dir
 }
