@@ -4,8 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/maricusco/infra/engine"
@@ -21,7 +22,7 @@ import (
 //	bin/infra converge -stack prod
 //
 // It reads PULUMI for the CLI. Exit status 1: a service did not converge within its
-// convergeConfig timeout, or the engine could not be asked.
+// convergeConfig timeout, or the engine did not answer within it.
 func converge(fs *flag.FlagSet, args []string) error {
 	stack, err := parseStack(fs, args, "the stack whose services to wait for")
 	if err != nil {
@@ -36,36 +37,51 @@ func converge(fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	host := export.EngineHost()
-	errs := make([]error, len(services))
-	var wg sync.WaitGroup
-	for i, s := range services {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = awaitConverged(host, s)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	rollouts := func(names []string) (map[string]engine.Rollout, error) { return engine.Docker{}.Rollouts(host, names) }
+	return awaitConverged(services, rollouts, time.Second, os.Stderr)
 }
 
-// awaitConverged polls the service every second until it has converged or its timeout passed.
-func awaitConverged(host string, s recovery.SwarmService) error {
+// awaitConverged asks every pause how far the services have rolled, all of them in one question,
+// until each has converged or passed its timeout. An engine that does not answer is asked again
+// (a busy manager's ssh login can take seconds) until the longest timeout of the services still
+// waited for has passed: only an engine silent that long fails the step, with its last error.
+func awaitConverged(services []recovery.SwarmService, rollouts func(names []string) (map[string]engine.Rollout, error), pause time.Duration, log io.Writer) error {
 	start := time.Now()
-	for {
-		r, err := engine.Docker{}.Rollout(host, s.Name)
+	var errs []error
+	if len(services) == 0 {
+		return nil
+	}
+	for pending := services; ; time.Sleep(pause) {
+		names := make([]string, len(pending))
+		longest := time.Duration(0)
+		for i, s := range pending {
+			names[i], longest = s.Name, max(longest, s.Timeout)
+		}
+		rs, err := rollouts(names)
+		waited := time.Since(start)
 		if err != nil {
-			return fmt.Errorf("service %s: %w", s.Name, err)
-		}
-		if r.Converged() {
-			if waited := time.Since(start); waited >= time.Second {
-				fmt.Fprintf(os.Stderr, "converge: %s converged %.0f s after up returned (%s)\n", s.Name, waited.Seconds(), r)
+			if waited > longest {
+				return errors.Join(append(errs, fmt.Errorf("services %s: no answer from the engine within %s after up returned: %w", strings.Join(names, ", "), longest, err))...)
 			}
-			return nil
+			fmt.Fprintf(log, "converge: asking again, the engine did not answer: %v\n", err)
+			continue
 		}
-		if time.Since(start) > s.Timeout {
-			return fmt.Errorf("service %s has not converged %s after up returned: %s; `docker service ps %s` says why", s.Name, s.Timeout, r, s.Name)
+		var still []recovery.SwarmService
+		for _, s := range pending {
+			r := rs[s.Name]
+			switch {
+			case r.Converged():
+				if waited >= time.Second {
+					fmt.Fprintf(log, "converge: %s converged %.0f s after up returned (%s)\n", s.Name, waited.Seconds(), r)
+				}
+			case waited > s.Timeout:
+				errs = append(errs, fmt.Errorf("service %s has not converged %s after up returned: %s; `docker service ps %s` says why", s.Name, s.Timeout, r, s.Name))
+			default:
+				still = append(still, s)
+			}
 		}
-		time.Sleep(time.Second)
+		if pending = still; len(pending) == 0 {
+			return errors.Join(errs...)
+		}
 	}
 }

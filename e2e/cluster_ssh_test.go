@@ -98,6 +98,8 @@ func (c *cluster) serveSSH(t *testing.T, nodes ...*clusterNode) []string {
 // and waits until the docker CLI reaches the node's engine through it.
 func serveSSHOn(t *testing.T, n *clusterNode, dir, sshdPath string, sshdEnv, clientEnv []string) {
 	t.Helper()
+	home := filepath.Join(dir, "home")
+	require.NoError(t, os.MkdirAll(home, 0o700))
 	server := strings.Join([]string{
 		"ListenAddress " + n.addr + ":22",
 		"HostKey " + filepath.Join(dir, "host_key"),
@@ -108,7 +110,10 @@ func serveSSHOn(t *testing.T, n *clusterNode, dir, sshdPath string, sshdEnv, cli
 		"KbdInteractiveAuthentication no",
 		"UsePAM no",
 		"StrictModes no",
-		"SetEnv DOCKER_HOST=" + n.engine.host,
+		// A home of the suite's own: bash reads ~/.bashrc for each command over ssh, and a
+		// machine's root dotfiles may do slow work there (this one's runs `pyenv init`, whose
+		// rehash lock held converge's parallel logins past the engine package's 20 s bound).
+		"SetEnv DOCKER_HOST=" + n.engine.host + " HOME=" + home,
 	}, "\n") + "\n"
 	config := filepath.Join(dir, n.hostname+".sshd_config")
 	require.NoError(t, os.WriteFile(config, []byte(server), 0o600))

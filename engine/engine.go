@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/maricusco/infra/components"
@@ -105,7 +106,18 @@ func inspectNodes(run func(args ...string) ([]byte, error)) ([]byte, error) {
 }
 
 // timeout bounds every question: an engine that does not answer must not hang a deploy.
-const timeout = 20 * time.Second
+var timeout = 20 * time.Second
+
+// dockerCLI is the docker CLI asking host, in a process group of its own that the end of ctx
+// kills whole: over ssh://, the CLI runs ssh, which would outlive a killed CLI, hold its output
+// open and leave its login on the manager.
+func dockerCLI(ctx context.Context, host string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "docker", append([]string{"--host", host}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	return cmd
+}
 
 // ask reads one answer of the Docker Engine API at host into out: over the socket for unix://,
 // otherwise through the docker CLI with q.
@@ -118,7 +130,7 @@ func ask(host, path string, q query, out any) error {
 	}
 	if u.Scheme != "unix" {
 		b, err := q(func(args ...string) ([]byte, error) {
-			b, err := exec.CommandContext(ctx, "docker", append([]string{"--host", host}, args...)...).Output()
+			b, err := dockerCLI(ctx, host, args...).Output()
 			if err != nil {
 				var exit *exec.ExitError
 				if errors.As(err, &exit) && len(exit.Stderr) > 0 {
@@ -231,7 +243,7 @@ func (Docker) RemoveContainer(host, name string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if u.Scheme != "unix" {
-		if out, err := exec.CommandContext(ctx, "docker", "--host", host, "rm", "-f", name).CombinedOutput(); err != nil {
+		if out, err := dockerCLI(ctx, host, "rm", "-f", name).CombinedOutput(); err != nil {
 			return fmt.Errorf("docker --host %s rm -f %s: %w: %s", host, name, err, out)
 		}
 		return nil

@@ -2,11 +2,16 @@ package engine
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -155,17 +160,35 @@ func TestTheCLIsNotFoundIsNoObjectAndAnyOtherErrorIsOne(t *testing.T) {
 	}
 }
 
-func TestARolloutIsReadFromTheServiceAndItsTasks(t *testing.T) {
+func TestRolloutsAreReadFromTheServicesAndTheirTasks(t *testing.T) {
 	host := daemon(t, map[string]any{
-		"/services/maricusco-app": map[string]any{"Spec": map[string]any{"Mode": map[string]any{"Replicated": map[string]any{"Replicas": 2}}},
-			"UpdateStatus": map[string]any{"State": "updating"}},
-		"/tasks": []any{map[string]any{"Status": map[string]any{"State": "running"}}, map[string]any{"Status": map[string]any{"State": "running"}},
-			map[string]any{"Status": map[string]any{"State": "starting"}}},
+		"/services": []any{
+			map[string]any{"ID": "s1", "Spec": map[string]any{"Name": "maricusco-app", "Mode": map[string]any{"Replicated": map[string]any{"Replicas": 2}}},
+				"UpdateStatus": map[string]any{"State": "updating"}},
+			map[string]any{"ID": "s2", "Spec": map[string]any{"Name": "maricusco-redis", "Mode": map[string]any{"Replicated": map[string]any{"Replicas": 1}}}},
+			map[string]any{"ID": "s3", "Spec": map[string]any{"Name": "someone-elses", "Mode": map[string]any{"Replicated": map[string]any{"Replicas": 1}}}},
+		},
+		"/tasks": []any{
+			map[string]any{"ServiceID": "s1", "Status": map[string]any{"State": "running"}},
+			map[string]any{"ServiceID": "s1", "Status": map[string]any{"State": "running"}},
+			map[string]any{"ServiceID": "s1", "Status": map[string]any{"State": "starting"}},
+			map[string]any{"ServiceID": "s2", "Status": map[string]any{"State": "running"}},
+			map[string]any{"ServiceID": "s3", "Status": map[string]any{"State": "running"}},
+		},
 	})
-	got, err := Docker{}.Rollout(host, "maricusco-app")
+	got, err := Docker{}.Rollouts(host, []string{"maricusco-app", "maricusco-redis"})
 	require.NoError(t, err)
-	assert.Equal(t, Rollout{Replicas: 2, UpdateState: "updating", Running: 2, Starting: 1}, got)
-	assert.Equal(t, "2/2 running, 1 starting, update updating", got.String())
+	assert.Equal(t, map[string]Rollout{
+		"maricusco-app":   {Replicas: 2, UpdateState: "updating", Running: 2, Starting: 1},
+		"maricusco-redis": {Replicas: 1, Running: 1},
+	}, got)
+	assert.Equal(t, "2/2 running, 1 starting, update updating", got["maricusco-app"].String())
+}
+
+func TestAServiceTheEngineDoesNotHoldIsNoRollout(t *testing.T) {
+	host := daemon(t, map[string]any{"/services": []any{}, "/tasks": []any{}})
+	_, err := Docker{}.Rollouts(host, []string{"maricusco-app"})
+	assert.ErrorContains(t, err, "no service maricusco-app", "a missing service has not converged")
 }
 
 func TestAServiceHasConvergedWhenItRunsItsReplicasAndNoUpdate(t *testing.T) {
@@ -188,12 +211,45 @@ func TestAServiceHasConvergedWhenItRunsItsReplicasAndNoUpdate(t *testing.T) {
 	}
 }
 
-func TestTheCLIsTaskStatesAreTheAPIs(t *testing.T) {
+func TestTheCLIsTasksAreTheAPIsByServiceName(t *testing.T) {
 	run := func(args ...string) ([]byte, error) {
-		assert.Equal(t, []string{"service", "ps", "--filter", "desired-state=running", "--format", "{{.CurrentState}}", "maricusco-app"}, args)
-		return []byte("Running 3 seconds ago\nStarting 1 second ago\n"), nil
+		assert.Equal(t, []string{"service", "ps", "--filter", "desired-state=running", "--format", "{{.Name}} {{.CurrentState}}", "maricusco-app", "maricusco-node.exporter"}, args)
+		return []byte("maricusco-app.1 Running 3 seconds ago\nmaricusco-app.2 Starting 1 second ago\nmaricusco-node.exporter.x7k2 Running 1 second ago\n"), nil
 	}
-	out, err := tasksOfService("maricusco-app")(run)
+	out, err := tasksOfServices([]string{"maricusco-app", "maricusco-node.exporter"})(run)
 	require.NoError(t, err)
-	assert.JSONEq(t, `[{"Status":{"State":"running"}},{"Status":{"State":"starting"}}]`, string(out))
+	assert.JSONEq(t, `[{"ServiceID":"maricusco-app","Status":{"State":"running"}},{"ServiceID":"maricusco-app","Status":{"State":"starting"}},
+		{"ServiceID":"maricusco-node.exporter","Status":{"State":"running"}}]`, string(out))
+}
+
+func TestAQuestionPastItsTimeoutEndsWithTheCLIsChildren(t *testing.T) {
+	// A docker CLI that asks over ssh: its ssh child holds the CLI's output open and outlives it.
+	bin := t.TempDir()
+	childPID := filepath.Join(bin, "child.pid")
+	fake := "#!/bin/sh\nsleep 300 &\necho $! > " + childPID + "\nwait\n"
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "docker"), []byte(fake), 0o755))
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	defer func(was time.Duration) { timeout = was }(timeout)
+	timeout = 200 * time.Millisecond
+
+	start := time.Now()
+	_, err := Docker{}.APIVersion("ssh://root@10.0.0.1")
+	assert.Error(t, err)
+	assert.Less(t, time.Since(start), 5*time.Second, "the question ends at its timeout, not when the child does")
+	b, err := os.ReadFile(childPID)
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	require.NoError(t, err)
+	assert.Eventually(t, func() bool { return !alive(pid) }, 5*time.Second, 50*time.Millisecond, "the CLI's child is killed with it")
+}
+
+// alive tells whether the process runs: a killed child that its new parent has not reaped yet is a
+// zombie, which signal 0 still finds.
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return syscall.Kill(pid, 0) == nil
+	}
+	_, after, _ := strings.Cut(string(stat), ") ")
+	return !strings.HasPrefix(after, "Z")
 }

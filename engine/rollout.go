@@ -38,57 +38,98 @@ func (r Rollout) String() string {
 	return s
 }
 
-// Rollout reads how far the swarm service named name has rolled.
-func (Docker) Rollout(host, name string) (Rollout, error) {
-	var service struct {
+// Rollouts reads how far each swarm service named has rolled, in two questions whatever their
+// number: over ssh://, each question is a login to the manager.
+func (Docker) Rollouts(host string, names []string) (map[string]Rollout, error) {
+	var services []struct {
+		ID   string
 		Spec struct {
+			Name string
 			Mode struct{ Replicated *struct{ Replicas uint64 } }
 		}
 		UpdateStatus *struct{ State string }
 	}
-	path := "/services/" + url.PathEscape(name)
-	if err := ask(host, path, cli("service", "inspect", "--format", "{{json .}}", name), &service); err != nil {
-		return Rollout{}, err
+	if err := ask(host, "/services", cli(append([]string{"service", "inspect"}, names...)...), &services); err != nil {
+		return nil, err
 	}
-	var r Rollout
-	if service.Spec.Mode.Replicated != nil {
-		r.Replicas = service.Spec.Mode.Replicated.Replicas
-	}
-	if service.UpdateStatus != nil {
-		r.UpdateState = service.UpdateStatus.State
-	}
-	filter, err := json.Marshal(map[string]map[string]bool{"service": {name: true}, "desired-state": {"running": true}})
+	wanted := set(names)
+	filter, err := json.Marshal(map[string]map[string]bool{"service": wanted, "desired-state": {"running": true}})
 	if err != nil {
-		return Rollout{}, err
+		return nil, err
 	}
-	var tasks []struct{ Status struct{ State string } }
-	if err := ask(host, "/tasks?filters="+url.QueryEscape(string(filter)), tasksOfService(name), &tasks); err != nil {
-		return Rollout{}, err
+	var tasks []taskAnswer
+	if err := ask(host, "/tasks?filters="+url.QueryEscape(string(filter)), tasksOfServices(names), &tasks); err != nil {
+		return nil, err
 	}
-	for _, t := range tasks {
-		if t.Status.State == "running" {
-			r.Running++
-		} else {
-			r.Starting++
+	rollouts := map[string]Rollout{}
+	// The API names a task's service by its ID, tasksOfServices by its name: both resolve.
+	serviceOf := map[string]string{}
+	for _, s := range services {
+		if !wanted[s.Spec.Name] {
+			continue
+		}
+		var r Rollout
+		if s.Spec.Mode.Replicated != nil {
+			r.Replicas = s.Spec.Mode.Replicated.Replicas
+		}
+		if s.UpdateStatus != nil {
+			r.UpdateState = s.UpdateStatus.State
+		}
+		rollouts[s.Spec.Name] = r
+		serviceOf[s.ID], serviceOf[s.Spec.Name] = s.Spec.Name, s.Spec.Name
+	}
+	for _, name := range names {
+		if _, ok := rollouts[name]; !ok {
+			return nil, fmt.Errorf("%s: no service %s", host, name)
 		}
 	}
-	return r, nil
+	for _, t := range tasks {
+		if name, ok := serviceOf[t.ServiceID]; ok {
+			rollouts[name] = rollouts[name].counting(t)
+		}
+	}
+	return rollouts, nil
 }
 
-// tasksOfService is /tasks of a service meant to run, through the CLI, which prints a task's
-// state only as "Running 3 seconds ago": its first word, lower case, is the API's state.
-func tasksOfService(name string) query {
+// taskAnswer is what Rollouts reads of a task meant to run.
+type taskAnswer struct {
+	ServiceID string
+	Status    struct{ State string }
+}
+
+// counting is the rollout with one more task meant to run: running, or not yet.
+func (r Rollout) counting(t taskAnswer) Rollout {
+	if t.Status.State == "running" {
+		r.Running++
+	} else {
+		r.Starting++
+	}
+	return r
+}
+
+func set(names []string) map[string]bool {
+	s := make(map[string]bool, len(names))
+	for _, n := range names {
+		s[n] = true
+	}
+	return s
+}
+
+// tasksOfServices is /tasks of the services meant to run, through the CLI, which prints a task's
+// state only as "Running 3 seconds ago": its first word, lower case, is the API's state. A
+// replicated task is named <service>.<slot>, a global one <service>.<node ID>.
+func tasksOfServices(names []string) query {
 	return func(run func(args ...string) ([]byte, error)) ([]byte, error) {
-		out, err := run("service", "ps", "--filter", "desired-state=running", "--format", "{{.CurrentState}}", name)
+		out, err := run(append([]string{"service", "ps", "--filter", "desired-state=running", "--format", "{{.Name}} {{.CurrentState}}"}, names...)...)
 		if err != nil {
 			return nil, err
 		}
-		type task struct{ Status struct{ State string } }
-		tasks := []task{}
+		tasks := []taskAnswer{}
 		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			if fields := strings.Fields(line); len(fields) > 0 {
-				var t task
-				t.Status.State = strings.ToLower(fields[0])
+			if fields := strings.Fields(line); len(fields) > 1 {
+				var t taskAnswer
+				t.ServiceID = fields[0][:max(strings.LastIndex(fields[0], "."), 0)]
+				t.Status.State = strings.ToLower(fields[1])
 				tasks = append(tasks, t)
 			}
 		}
