@@ -127,7 +127,8 @@ func (b *backupService) points(t *testing.T) []string {
 // restore does what deploy.sh's physical restore does around the one-off container: the
 // receiver paused and the server stopped, backup.sh restore-data on its data directory (as root
 // with the capabilities the container gets, or as the server's user here), then the server
-// started again and streaming resumed in a new archive. It returns the replaced directory's name.
+// started again, streaming resumed in a new archive, and that archive's first base backup awaited.
+// It returns the replaced directory's name.
 func (b *backupService) restore(t *testing.T, args ...string) string {
 	t.Helper()
 	b.must(t, "pause")
@@ -139,7 +140,10 @@ func (b *backupService) restore(t *testing.T, args ...string) string {
 	aside, err := cmd.Output()
 	require.NoError(t, err, "restore-data: %v", err)
 	b.db.start(t)
-	b.must(t, "resume", "--new-archive")
+	before := strings.TrimSpace(b.must(t, "resume", "--new-archive"))
+	_, errOut, err := b.run("await-base", before, "120")
+	require.NoError(t, err, "the restored database has a base backup in an archive after %s: %s", before, errOut)
+	assert.Contains(t, errOut, "archived again")
 	return strings.TrimSpace(string(aside))
 }
 

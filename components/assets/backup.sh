@@ -481,12 +481,15 @@ pause() {
 }
 
 # resume [--new-archive]: streams again, into a new archive after a physical restore (the
-# restored cluster continues another history than the archive in use); prints that archive.
+# restored cluster continues another history than the archive in use); prints the archive in use
+# before, for await-base. It is read while the receiver is still paused: once it is not, the
+# receiver may start the new archive before this prints, and await-base would wait for one newer.
 resume() {
+  before=$(basename "$(current)")
   [ "${1:-}" != --new-archive ] || echo "a restore replaced the database" >"$tmp/new-archive"
   rm -f "$tmp/paused"
   log "WAL streaming resumed${1:+ in a new archive}"
-  basename "$(current)"
+  echo "$before"
 }
 
 # await_base ARCHIVE [SECONDS]: waits until an archive newer than ARCHIVE has its first base
