@@ -24,6 +24,7 @@ type writer struct {
 	committed []int64
 	lastAt    time.Time // when the newest committed row was committed, by the server's clock
 	stop      chan struct{}
+	stopping  sync.Once
 	done      chan struct{}
 }
 
@@ -47,6 +48,9 @@ func (p *project) connect(t *testing.T, role, password string) *pgx.Conn {
 func startWriter(t *testing.T, conn *pgx.Conn) *writer {
 	t.Helper()
 	w := &writer{conn: conn, stop: make(chan struct{}), done: make(chan struct{})}
+	// A step that fails before it finishes its writer must not leave it on the connection the
+	// next steps use.
+	t.Cleanup(func() { w.finish() })
 	go func() {
 		defer close(w.done)
 		tick := time.NewTicker(100 * time.Millisecond)
@@ -89,7 +93,7 @@ func (w *writer) instant(t *testing.T) (string, []int64) {
 }
 
 func (w *writer) finish() ([]int64, time.Time) {
-	close(w.stop)
+	w.stopping.Do(func() { close(w.stop) })
 	<-w.done
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -129,24 +133,50 @@ func (p *project) restorePoints(t *testing.T, stack, kind string) []string {
 	return names
 }
 
-// backupMetric reads one of the backup service's metrics where Prometheus scrapes it.
-func (p *project) backupMetric(t *testing.T, name string) float64 {
-	t.Helper()
-	out := p.engine.mustDocker(t, "exec", "maricusco-backup", "cat", "/tmp/metrics")
+// backupMetricNow reads one of the backup service's metrics where Prometheus scrapes it. A
+// backup container just replaced has not written its metrics yet: that is an error too.
+func (p *project) backupMetricNow(name string) (float64, error) {
+	out, err := p.engine.docker("exec", "maricusco-backup", "cat", "/tmp/metrics")
+	if err != nil {
+		return 0, fmt.Errorf("the backup service's metrics: %w: %s", err, out)
+	}
 	for _, line := range strings.Split(out, "\n") {
 		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
-			v, err := strconv.ParseFloat(f[1], 64)
-			require.NoError(t, err)
-			return v
+			return strconv.ParseFloat(f[1], 64)
 		}
 	}
-	t.Fatalf("no metric %s in:\n%s", name, out)
-	return 0
+	return 0, fmt.Errorf("no metric %s in:\n%s", name, out)
+}
+
+// awaitBackupMetric waits until one of the backup service's metrics holds. Within minutes, not
+// seconds: on a machine at load 25-30 the WAL receiver took over a minute to start.
+func (p *project) awaitBackupMetric(t *testing.T, name string, holds func(float64) bool, why string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		v, err := p.backupMetricNow(name)
+		return err == nil && holds(v)
+	}, 3*time.Minute, time.Second, why)
+}
+
+// awaitWALReceiver waits until the backup service streams WAL into the archive.
+func (p *project) awaitWALReceiver(t *testing.T, why string) {
+	t.Helper()
+	p.awaitBackupMetric(t, "maricusco_backup_wal_receiver_up", func(up float64) bool { return up == 1 }, why)
+}
+
+// backupMetric is the metric now, or the test's end.
+func (p *project) backupMetric(t *testing.T, name string) float64 {
+	t.Helper()
+	v, err := p.backupMetricNow(name)
+	require.NoError(t, err)
+	return v
 }
 
 // TestRecovery proves the backups on the dev stack: restores to an instant and to the last
 // archived WAL, refusals that leave the data untouched, and the roles. It runs on Docker 26, on
-// ports of its own, beside the host engine's longer lane: nothing it proves depends on the engine.
+// ports of its own, beside the other lanes. Nothing it proves depends on the engine, but on Docker
+// 20.10, where a new container's health waits a whole interval, one CI run took 1155 s over it
+// where another took 476 s on Docker 26.
 func TestRecovery(t *testing.T) {
 	requireRealEngine(t)
 	const stack = "dev"
@@ -155,7 +185,7 @@ func TestRecovery(t *testing.T) {
 	p.shiftPorts(t, stack, 10000)
 	// A restore waits for the restarted database's health with the running interval, not the
 	// start phase's: the stack's shorter one keeps this test fast and changes nothing it proves.
-	p.config(t, stack, "set", "healthcheckInterval", "5s")
+	p.testStackHealth(t, stack)
 	for _, s := range []string{"postgresPassword", "postgresSuperuserPassword", "postgresBackupPassword"} {
 		p.config(t, stack, "set", "--secret", s, "first-"+s+"-1")
 	}
@@ -173,10 +203,13 @@ func TestRecovery(t *testing.T) {
 		assert.ErrorContains(t, err, "pg_execute_server_program")
 	})
 
-	t.Run("the archive holds what is written within seconds", func(t *testing.T) {
+	t.Run("the archive holds each commit before its WAL segment is full", func(t *testing.T) {
 		w := startWriter(t, app)
-		time.Sleep(3 * time.Second)
-		require.Eventually(t, func() bool { return p.backupMetric(t, "maricusco_backup_wal_receiver_up") == 1 }, time.Minute, time.Second)
+		p.awaitWALReceiver(t, "WAL is streamed into the archive")
+		// The first base backup ends its WAL segment, which would put any commit before it into the
+		// archive even if only whole segments were archived.
+		p.awaitBackupMetric(t, "maricusco_backup_base_backup_size_bytes", func(size float64) bool { return size > 0 },
+			"the first base backup is taken")
 		var lag, age float64
 		for i := 0; i < 5; i++ {
 			lag = max(lag, p.backupMetric(t, "maricusco_backup_wal_slot_retained_bytes"))
@@ -186,7 +219,23 @@ func TestRecovery(t *testing.T) {
 		w.finish()
 		figure(t, e.name, "dev WAL not yet archived while writing 10 rows/s, worst of 5 checks (bytes)", lag)
 		figure(t, e.name, "dev WAL archive age while writing 10 rows/s, worst of 5 checks (s)", age)
-		assert.LessOrEqual(t, age, 5.0)
+
+		var lastCommit string
+		require.NoError(t, app.QueryRow(context.Background(), "SELECT pg_current_wal_lsn()::text").Scan(&lastCommit))
+		committedAt := time.Now()
+		// The slot moves only when the receiver reports the WAL flushed to the archive's disk. A
+		// receiver that flushed whole segments only would leave it behind for the minutes 10 rows/s
+		// take to fill one, so the bound is generous for a busy machine and still fails that.
+		var archived, sameSegment bool
+		require.Eventually(t, func() bool {
+			err := app.QueryRow(context.Background(), `SELECT s.restart_lsn >= $1::pg_lsn,
+				pg_walfile_name(pg_current_wal_lsn()) = pg_walfile_name($1::pg_lsn)
+				FROM pg_replication_slots s WHERE s.slot_type = 'physical'`, lastCommit).Scan(&archived, &sameSegment)
+			return err == nil && archived
+		}, 2*time.Minute, 100*time.Millisecond, "the archive holds the WAL up to %s", lastCommit)
+		figure(t, e.name, "dev seconds from a commit to its WAL in the archive", time.Since(committedAt).Round(100*time.Millisecond).Seconds())
+		assert.True(t, sameSegment, "the commit was archived while its segment was still being written")
+
 		start := time.Now()
 		out := p.must(t, stack, "backup")
 		figure(t, e.name, "dev on-demand dump and base backup (s)", time.Since(start).Round(100*time.Millisecond).Seconds())
@@ -282,8 +331,7 @@ func TestRecovery(t *testing.T) {
 		p.waitHealthy(t, devContainers, time.Minute)
 		p.connect(t, "maricusco", "second-postgresPassword-2")
 		p.connect(t, "postgres", "second-postgresSuperuserPassword-2")
-		require.Eventually(t, func() bool { return p.backupMetric(t, "maricusco_backup_wal_receiver_up") == 1 }, time.Minute, time.Second,
-			"the backup role streams with its new password")
+		p.awaitWALReceiver(t, "the backup role streams with its new password")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_, err := pgx.Connect(ctx, p.pgURL("maricusco", "first-postgresPassword-1"))
