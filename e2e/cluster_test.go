@@ -37,13 +37,14 @@ type clusterNode struct {
 	exited   chan struct{}
 }
 
-// cluster is three swarm nodes on this machine, each in a zone of its own: manager1, the manager
-// and the data node, and worker1 and worker2. Every engine runs in a network namespace the suite makes, so nothing of the
-// host's network changes but one bridge, its veths and one ACCEPT rule, all removed after.
+// cluster is swarm nodes on this machine, each in a zone of its own: the first is the manager and
+// the data node, the others are workers. Every engine runs in a network namespace the suite
+// makes, so nothing of the host's network changes but one bridge, its veths and one ACCEPT rule,
+// all removed after. The bridge and its range are one: one cluster at a time (clusterLane).
 type cluster struct {
 	nodes   []*clusterNode
-	dockerd string // Docker 26's dockerd, as docker-modern.sh installs it
-	driver  string // the host engine's storage driver, which this kernel is known to carry
+	dockerd string // the engines' dockerd: Docker 26's, as docker-modern.sh installs it, or the machine's
+	driver  string // the storage driver of the engine the images come from, which this kernel carries
 	// torn runs the teardown once.
 	torn sync.Once
 }
@@ -64,21 +65,31 @@ func (n *clusterNode) inNetns(args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
-// newCluster makes the three nodes, joins them in one swarm with manager1 labelled the data node,
-// loads the stand-in images of from into each, and removes all of it when the test ends.
-func newCluster(t *testing.T, from engine) *cluster {
+// clusterLane is the lane of the tests that make a cluster: they share the bridge and its range.
+const clusterLane = "cluster"
+
+// modernDockerd is Docker 26's dockerd, as docker-modern.sh installs it.
+func modernDockerd(t *testing.T) string {
 	t.Helper()
-	modernBin := filepath.Join(envOr("DOCKER_MODERN_ROOT", "/var/lib/docker-modern"), "bin")
-	c := &cluster{dockerd: filepath.Join(modernBin, "usr", "sbin", "dockerd"), driver: from.mustDocker(t, "info", "--format", "{{.Driver}}")}
-	if _, err := os.Stat(c.dockerd); err != nil {
-		t.Fatalf("no Docker 26 dockerd at %s: docker-modern.sh start installs it", c.dockerd)
+	dockerd := filepath.Join(envOr("DOCKER_MODERN_ROOT", "/var/lib/docker-modern"), "bin", "usr", "sbin", "dockerd")
+	if _, err := os.Stat(dockerd); err != nil {
+		t.Fatalf("no Docker 26 dockerd at %s: docker-modern.sh start installs it", dockerd)
 	}
+	return dockerd
+}
+
+// newCluster makes a node per hostname with dockerd, joins them in one swarm with the first the
+// manager and labelled the data node, loads the stand-in images of from into each, and removes all
+// of it when the test ends.
+func newCluster(t *testing.T, from engine, dockerd string, hostnames ...string) *cluster {
+	t.Helper()
+	c := &cluster{dockerd: dockerd, driver: from.mustDocker(t, "info", "--format", "{{.Driver}}")}
 	if out, err := exec.Command("ip", "link", "show", clusterBridge).CombinedOutput(); err == nil {
 		t.Fatalf("%s already exists (a cluster of another run?): %s; remove it with `ip link del %s`", clusterBridge, out, clusterBridge)
 	}
 	root, err := os.MkdirTemp("", "maricusco-cluster-")
 	require.NoError(t, err)
-	for i, hostname := range []string{"manager1", "worker1", "worker2"} {
+	for i, hostname := range hostnames {
 		c.nodes = append(c.nodes, &clusterNode{
 			hostname: hostname,
 			addr:     fmt.Sprintf("10.215.0.%d", 11+i),

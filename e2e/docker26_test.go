@@ -15,15 +15,21 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// modernEngine is the second engine, Docker 26, started once for the suite when it is not running
-// and stopped after the suite. Asked for, the suite fails when it cannot start.
+// modernEngine is the second engine, Docker 26, for a test of its lane (exclusive).
 func modernEngine(t *testing.T) engine {
 	t.Helper()
 	exclusive(t, "modern")
+	return startedModernEngine(t)
+}
+
+// startedModernEngine is the second engine, started once for the suite when it is not running and
+// stopped after the suite, whatever lane asks. Asked for, the suite fails when it cannot start.
+func startedModernEngine(t *testing.T) engine {
+	t.Helper()
 	modern.once.Do(func() {
-		script := modernScript()
-		modern.startedHere = exec.Command("bash", script, "host").Run() != nil
-		out, err := exec.Command("bash", script, "start").CombinedOutput()
+		_, notRunning := runModernScript("host")
+		modern.startedHere = notRunning != nil
+		out, err := runModernScript("start")
 		if err != nil {
 			modern.err = fmt.Errorf("the second engine (Docker 26) did not start: %v: %s", err, tail(string(out), 5))
 			return
@@ -42,13 +48,22 @@ var modern struct {
 	startedHere bool
 }
 
-// modernScript is docker-modern.sh, which starts and stops the second engine and installs Compose v2.
-func modernScript() string { return filepath.Join(sharedDir, "docker-modern", "docker-modern.sh") }
+// modernScriptRuns keeps docker-modern.sh, which starts and stops the second engine and installs
+// Compose v2, to one run at a time: on a fresh machine its first start and the Compose install
+// both run apt-get in one directory, and the second run found it locked.
+var modernScriptRuns sync.Mutex
+
+func runModernScript(args ...string) ([]byte, error) {
+	modernScriptRuns.Lock()
+	defer modernScriptRuns.Unlock()
+	script := filepath.Join(sharedDir, "docker-modern", "docker-modern.sh")
+	return exec.Command("bash", append([]string{script}, args...)...).CombinedOutput()
+}
 
 // stopModernEngine stops the second engine if the suite started it.
 func stopModernEngine() {
 	if modern.startedHere {
-		_ = exec.Command("bash", modernScript(), "stop").Run()
+		_, _ = runModernScript("stop")
 	}
 }
 
@@ -71,48 +86,53 @@ func (p *project) atCommit(t *testing.T, commit string) *project {
 	return &project{dir: dir, engine: p.engine, backend: p.backend}
 }
 
-// TestDocker26 runs both stacks on the current engine (on ports of their own), where healthchecks get their start
-// interval: each deployed first by the code of unchangedSince, then previewed with this tree,
-// which must change nothing, then taken over by it.
+// TestDocker26 runs the dev stack on the current engine (on ports of its own), where healthchecks
+// get their start interval: deployed first by the code of unchangedSince, then taken over by this
+// tree (takeOverFromUnchangedSince). TestProdLifecycle begins with the same for prod.
 func TestDocker26(t *testing.T) {
 	requireRealEngine(t)
+	const stack = "dev"
 	e := modernEngine(t)
-	base := unchangedSince(t)
-	for _, stack := range []string{"dev", "prod"} {
-		t.Run(stack, func(t *testing.T) {
-			p := forStack(t, e, stack)
-			p.backend = "file://" + t.TempDir()
-			old := p.atCommit(t, base)
-			// The stack's config as forStack left it (prod's edge certificate), for the old code.
-			file := "Pulumi." + stack + ".yaml"
-			raw, err := os.ReadFile(filepath.Join(p.dir, file))
-			require.NoError(t, err)
-			require.NoError(t, os.WriteFile(filepath.Join(old.dir, file), raw, 0o644))
-			old.shiftPorts(t, stack, 10000) // beside the lane of the machine's engine
-			took := old.up(t, stack)
-			figure(t, e.name, fmt.Sprintf("%s `up` from nothing to all healthy, by %.7s (s)", stack, base), took.Seconds())
-			// The stack file holds the stack's encryption salt and its config, as the old code left it.
-			raw, err = os.ReadFile(filepath.Join(old.dir, file))
-			require.NoError(t, err)
-			require.NoError(t, os.WriteFile(filepath.Join(p.dir, file), raw, 0o644))
+	p := forStack(t, e, stack)
+	p.backend = "file://" + t.TempDir()
+	p.shiftPorts(t, stack, 10000) // beside the lane of the machine's engine
+	p.takeOverFromUnchangedSince(t, stack)
+	p.must(t, stack, "destroy", "--yes", "--skip-preview")
+}
 
-			changes := p.changes(t, stack)
-			assert.Empty(t, changes, "this tree replaces or updates nothing %.7s deployed", base)
-			figure(t, e.name, fmt.Sprintf("%s changes in this tree's preview of a stack deployed by %.7s", stack, base), len(changes))
-			p.up(t, stack)
-			containers := p.containers(t, stack)
-			p.waitHealthy(t, containers, time.Minute)
-			interval := e.mustDocker(t, "inspect", "--format", "{{json .Config.Healthcheck.StartInterval}}", container("postgres"))
-			want, err := time.ParseDuration(programDefault(t, "healthcheckStartInterval"))
-			require.NoError(t, err)
-			assert.Equal(t, strconv.FormatInt(want.Nanoseconds(), 10), interval, "the engine takes the start interval, so the program sends it")
-			p.must(t, stack, "refresh", "--yes", "--skip-preview")
-			assert.Empty(t, p.changes(t, stack), "no change after refresh either")
-			if stack == "prod" {
-				p.config(t, stack, "set", "protect", "false")
-				p.up(t, stack)
-			}
-			p.must(t, stack, "destroy", "--yes", "--skip-preview")
-		})
-	}
+// takeOverFromUnchangedSince deploys the stack from nothing with the code of unchangedSince, on
+// p's config and state backend, then previews it with this tree, which must change nothing, takes
+// it over with one up to all healthy, checks that the engine got the start interval, and that a
+// refresh changes nothing either.
+func (p *project) takeOverFromUnchangedSince(t *testing.T, stack string) {
+	t.Helper()
+	e, base := p.engine, unchangedSince(t)
+	require.NotEmpty(t, p.backend, "the old code and this tree share a state backend")
+	old := p.atCommit(t, base)
+	// The stack file holds the stack's encryption salt and its config: the old code reads this
+	// tree's, and this tree reads it back as the old code left it.
+	file := "Pulumi." + stack + ".yaml"
+	copyFile(t, filepath.Join(p.dir, file), filepath.Join(old.dir, file))
+	took := old.up(t, stack)
+	figure(t, e.name, fmt.Sprintf("%s `up` from nothing to all healthy, by %.7s (s)", stack, base), took.Seconds())
+	copyFile(t, filepath.Join(old.dir, file), filepath.Join(p.dir, file))
+
+	changes := p.changes(t, stack)
+	assert.Empty(t, changes, "this tree replaces or updates nothing %.7s deployed", base)
+	figure(t, e.name, fmt.Sprintf("%s changes in this tree's preview of a stack deployed by %.7s", stack, base), len(changes))
+	p.up(t, stack)
+	p.waitHealthy(t, p.containers(t, stack), time.Minute)
+	interval := e.mustDocker(t, "inspect", "--format", "{{json .Config.Healthcheck.StartInterval}}", container("postgres"))
+	want, err := time.ParseDuration(programDefault(t, "healthcheckStartInterval"))
+	require.NoError(t, err)
+	assert.Equal(t, strconv.FormatInt(want.Nanoseconds(), 10), interval, "the engine takes the start interval, so the program sends it")
+	p.must(t, stack, "refresh", "--yes", "--skip-preview")
+	assert.Empty(t, p.changes(t, stack), "no change after refresh either")
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	raw, err := os.ReadFile(from)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(to, raw, 0o644))
 }

@@ -116,13 +116,20 @@ func figure(t *testing.T, engine, what string, value any) {
 // suite takes the time of the longer lane instead of the sum.
 var lanes sync.Map
 
+// suiteStart is when the suite began, for the figures that say when each test held its lane.
+var suiteStart = time.Now()
+
 // exclusive runs the test in parallel with the other lane's, alone on its own.
 func exclusive(t *testing.T, lane string) {
 	t.Helper()
 	t.Parallel()
 	mu, _ := lanes.LoadOrStore(lane, &sync.Mutex{})
 	mu.(*sync.Mutex).Lock()
-	t.Cleanup(mu.(*sync.Mutex).Unlock)
+	held := time.Since(suiteStart)
+	t.Cleanup(func() {
+		mu.(*sync.Mutex).Unlock()
+		figure(t, "lane "+lane, t.Name()+": seconds from the suite's start, holding the lane", fmt.Sprintf("%.0f to %.0f", held.Seconds(), time.Since(suiteStart).Seconds()))
+	})
 }
 
 func TestMain(m *testing.M) {
@@ -290,6 +297,20 @@ func (p *project) up(t *testing.T, stack string, flags ...string) time.Duration 
 func (p *project) config(t *testing.T, stack string, args ...string) {
 	t.Helper()
 	p.must(t, append([]string{stack, "config"}, args...)...)
+}
+
+// testStackHealth sets the healthchecks of a test stack, in one `config set-all` with more: every
+// 5 s (the seed's are every 30 s), so that a step waiting for a replaced container's health waits
+// seconds; a 4 s probe timeout and five retries (the seed's: 2 s, three), so that probes slowed
+// by a busy 2-core machine do not mark a good container unhealthy (seen: the dev stack's backup
+// service, on a machine at load 20).
+func (p *project) testStackHealth(t *testing.T, stack string, more ...string) {
+	t.Helper()
+	p.config(t, stack, append([]string{"set-all", "--path",
+		"--plaintext", "healthcheckInterval=5s",
+		"--plaintext", "healthcheckTimeout=4s",
+		"--plaintext", "healthcheckRetries=5",
+	}, more...)...)
 }
 
 // changes is what `preview` would do: every step that is not "same", by resource.
@@ -556,8 +577,6 @@ func (l *load) finish() (sent, failed int64) {
 	return l.sent.Load(), l.failed.Load()
 }
 
-var building sync.Mutex
-
 // imageRefs are the image refs the shipped stacks deploy, by stand-in role.
 func imageRefs(t *testing.T) map[string][]string {
 	t.Helper()
@@ -594,6 +613,9 @@ func programDefault(t *testing.T, key string) string {
 
 // buildImages tags the stand-in images under the program's refs on the engine, and under
 // rolledAppImage an app image of another ID (prod's app image plus a label) for the roll tests.
+// Each test runs it: build.sh finds its images up to date in seconds, and the lanes' tests, one
+// build at a time, start apart (built once per engine, all three lanes started their deploys at
+// once, and the load reached 30 on two cores).
 func buildImages(t *testing.T, e engine) {
 	t.Helper()
 	// build.sh keeps one cache of the stand-ins' base for both engines: one build at a time.
@@ -616,6 +638,8 @@ func buildImages(t *testing.T, e engine) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644))
 	e.mustDocker(t, "build", "-q", "-t", rolledAppImage, dir)
 }
+
+var building sync.Mutex
 
 func tail(s string, lines int) string {
 	all := strings.Split(strings.TrimRight(s, "\n"), "\n")
@@ -649,13 +673,15 @@ func (p *project) shiftPorts(t *testing.T, stack string, offset int) {
 		}
 	}
 	p.portOffset = offset
+	setAll := []string{"set-all", "--path"}
 	for key, binding := range bindings {
 		ip, port, ok := strings.Cut(binding, ":")
 		require.True(t, ok, "%s is ip:port", key)
 		n, err := strconv.Atoi(port)
 		require.NoError(t, err)
-		p.config(t, stack, "set", "--path", key, fmt.Sprintf("%s:%d", ip, n+offset))
+		setAll = append(setAll, "--plaintext", fmt.Sprintf("%s=%s:%d", key, ip, n+offset))
 	}
+	p.config(t, stack, setAll...)
 }
 
 // assertNetworksSplit proves the networks' split from inside the containers: Grafana and nginx

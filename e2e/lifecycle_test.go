@@ -18,10 +18,16 @@ import (
 // rolledAppImage is an app image whose ID differs from the stacks' own, for image rolls.
 const rolledAppImage = "maricusco:1.0.1-e2e"
 
-// hostEngine is the machine's own Docker engine.
+// hostEngine is the machine's own Docker engine, for a test of its lane (exclusive).
 func hostEngine(t *testing.T) engine {
 	t.Helper()
 	exclusive(t, "host")
+	return machineEngine(t)
+}
+
+// machineEngine is the machine's own Docker engine, whatever lane asks.
+func machineEngine(t *testing.T) engine {
+	t.Helper()
 	e, err := describe(envOr("DOCKER_HOST", "unix:///var/run/docker.sock"))
 	require.NoError(t, err)
 	return e
@@ -41,7 +47,7 @@ func TestDevLifecycle(t *testing.T) {
 	// The shipped 30 s interval makes each wait for health a 30 s step on an engine without a
 	// start interval, and this test waits often; prod's lifecycle and TestDocker26 run the shipped
 	// timing. A label on the figures says so.
-	p.config(t, stack, "set", "healthcheckInterval", "5s")
+	p.testStackHealth(t, stack)
 	engineName := e.name + ", healthchecks every 5 s"
 	t.Run("the move from compose keeps the data: compose down, then up from nothing to all healthy", func(t *testing.T) {
 		composeDeploymentWithData(t, p)

@@ -22,6 +22,9 @@ import (
 // ratio; it asserts only that both reach healthy, since a time is a figure, not a rule.
 func TestAsFastAsCompose(t *testing.T) {
 	requireRealEngine(t)
+	// Among the lanes' other tests: a sequential test holds back every parallel one, so the
+	// Docker 26 lane would wait for the machine's engine's longer speed run.
+	t.Parallel()
 	composeBin := composeV2(t)
 	for _, lane := range []struct {
 		name   string
@@ -78,7 +81,7 @@ func createdIn(out string) string {
 // composeV2 is the path of Compose v2, which docker-modern.sh installs from Debian 13's package.
 func composeV2(t *testing.T) string {
 	t.Helper()
-	out, err := exec.Command("bash", modernScript(), "compose").CombinedOutput()
+	out, err := runModernScript("compose")
 	require.NoError(t, err, "REAL-ENGINE SUITE CANNOT RUN: Compose v2 did not install: %s", tail(string(out), 5))
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	return lines[len(lines)-1]

@@ -97,19 +97,22 @@ func eventually(t *testing.T, limit time.Duration, what string, check func() boo
 var statefulServices = []string{"maricusco-backup", "maricusco-chromadb", "maricusco-grafana", "maricusco-postgres", "maricusco-prometheus", "maricusco-redis"}
 
 // TestSwarmCluster deploys prod with orchestrator swarm on three nodes (newCluster), scales it,
-// loses a worker under load, and at last loses the data node. Healthchecks run every 5 s, as in
-// TestSwarmLifecycle.
+// loses a worker under load, and at last loses the data node, with swarmTestSettings.
 func TestSwarmCluster(t *testing.T) {
 	requireRealEngine(t)
-	from := modernEngine(t)
+	// Beside the two engines' lanes: its engines are its own, in namespaces, and publish nothing
+	// on this host; of Docker 26 it only saves the images.
+	exclusive(t, clusterLane)
+	from := startedModernEngine(t)
 	buildImages(t, from)
 	start := time.Now()
-	c := newCluster(t, from)
+	c := newCluster(t, from, modernDockerd(t), "manager1", "worker1", "worker2")
 	m := c.manager()
 	label := m.engine.name + ", swarm of 3 nodes"
 	figure(t, label, "three nodes started, joined and loaded with the images (s)", time.Since(start).Round(time.Second).Seconds())
 	const stack = "prod"
 	p := projectFor(t, m.engine, stack)
+	explainTasksOnFailure(t, p)
 	app := imageRefs(t)["app"][0]
 
 	nodes := m.engine.mustDocker(t, "node", "ls", "--format", "{{.Hostname}} {{.Status}} {{.ManagerStatus}} {{.EngineVersion}}")
@@ -120,11 +123,7 @@ func TestSwarmCluster(t *testing.T) {
 	p.env = c.serveSSH(t, m, c.nodes[1])
 	p.config(t, stack, "set", "dockerHost", "ssh://root@"+m.addr)
 	p.config(t, stack, "set", "orchestrator", "swarm")
-	p.config(t, stack, "set", "healthcheckInterval", "5s")
-	p.config(t, stack, "set", "healthcheckStartPeriod", "20s")
-	for _, svc := range swarmServices {
-		p.config(t, stack, "set", "--path", "resources."+strings.TrimPrefix(svc, "maricusco-")+".reservations.cpus", "0.1")
-	}
+	swarmTestSettings(t, p, stack)
 	if !hasIPVS() {
 		p.config(t, stack, "set", "swarmEndpointMode", "dnsrr")
 		p.config(t, stack, "set", "--path", "edge.https", "")

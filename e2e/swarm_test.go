@@ -21,26 +21,6 @@ const brokenAppImage = "maricusco:broken-e2e"
 // swarmServices are the services the swarm target runs: the seed's six and the backups, no nginx.
 var swarmServices = []string{"maricusco-app", "maricusco-backup", "maricusco-chromadb", "maricusco-grafana", "maricusco-lb", "maricusco-postgres", "maricusco-prometheus", "maricusco-redis"}
 
-// singleNodeSwarm puts the engine in swarm mode with its node labelled as the data node, and
-// leaves swarm mode again after the test if it was off before.
-func singleNodeSwarm(t *testing.T, e engine) {
-	t.Helper()
-	state := e.mustDocker(t, "info", "--format", "{{.Swarm.LocalNodeState}}")
-	if state != "active" {
-		out, err := e.docker("swarm", "init")
-		if err != nil && strings.Contains(out, "advertise") {
-			out, err = e.docker("swarm", "init", "--advertise-addr", "127.0.0.1")
-		}
-		require.NoError(t, err, "docker swarm init: %s", out)
-		t.Cleanup(func() {
-			_, _ = e.docker("swarm", "leave", "--force")
-			// Swarm mode leaves its gateway bridge behind; the engine is as it was without it.
-			_, _ = e.docker("network", "rm", "docker_gwbridge")
-		})
-	}
-	e.mustDocker(t, "node", "update", "--label-add", "maricusco.data=true", e.mustDocker(t, "info", "--format", "{{.Swarm.NodeID}}"))
-}
-
 // services are the names of the swarm services that carry the stack's label.
 func (p *project) services(t *testing.T, stack string) []string {
 	t.Helper()
@@ -137,18 +117,54 @@ func hasIPVS() bool {
 	return exec.Command("modprobe", "ip_vs").Run() == nil
 }
 
-// TestSwarmLifecycle deploys prod, moved to the swarm target, on a single-node swarm of the host
-// engine. Healthchecks run every 5s (the default is the seed's 30s): a swarm task has no fast start
-// phase, so each step would otherwise wait half a minute per task.
+// swarmTestSettings are what both swarm tests deploy prod with, set in one `config set-all`: the
+// test stacks' healthchecks (testStackHealth: a swarm task has no fast start phase, so each step
+// would otherwise wait half a minute per task) with a 20 s start period, and a tenth of a CPU
+// reserved per service: the seed reserves 1.85 CPUs for the stateful services and 0.5 per app
+// replica, more than this machine's 2 CPUs, which the program refuses up front. A tenth each fits
+// the tests' replicas and a rolling one; the limits stay the seed's.
+func swarmTestSettings(t *testing.T, p *project, stack string) {
+	t.Helper()
+	more := []string{"--plaintext", "healthcheckStartPeriod=20s"}
+	for _, svc := range swarmServices {
+		more = append(more, "--plaintext", "resources."+strings.TrimPrefix(svc, "maricusco-")+".reservations.cpus=0.1")
+	}
+	p.testStackHealth(t, stack, more...)
+}
+
+// explainTasksOnFailure logs, when the test fails, each service's last update and its tasks with
+// their errors, before the stack is removed: the swarm keeps why a task failed or a roll went back
+// only while the service exists.
+func explainTasksOnFailure(t *testing.T, p *project) {
+	t.Helper()
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		e := p.engine // the manager the test ended on
+		for _, s := range swarmServices {
+			update, _ := e.docker("service", "inspect", "--format", "{{json .UpdateStatus}}", s)
+			tasks, _ := e.docker("service", "ps", "--no-trunc", "--format", "{{.Name}} {{.Node}} {{.DesiredState}} {{.CurrentState}} {{.Error}}", s)
+			t.Logf("%s: update %s\n%s", s, update, tasks)
+		}
+	})
+}
+
+// TestSwarmLifecycle deploys prod, moved to the swarm target, on a single-node swarm of the machine's
+// dockerd, with swarmTestSettings.
 func TestSwarmLifecycle(t *testing.T) {
 	requireRealEngine(t)
 	const stack = "prod"
-	e := hostEngine(t)
-	if leftovers, err := e.docker("service", "ls", "--filter", "name=maricusco", "--format", "{{.Name}}"); err == nil && leftovers != "" {
-		t.Fatalf("%s already runs maricusco services (%s); the suite removes what it deploys, so run it on an engine without them", e.name, leftovers)
-	}
-	singleNodeSwarm(t, e)
-	p := forStack(t, e, stack)
+	// The machine's engine (its dockerd, its version), as a node of its own in a namespace, in the
+	// cluster lane: beside the lane of the machine's engine, which only gives it the images.
+	exclusive(t, clusterLane)
+	machine := machineEngine(t)
+	buildImages(t, machine)
+	dockerd, err := exec.LookPath("dockerd")
+	require.NoError(t, err, "the machine's dockerd")
+	e := newCluster(t, machine, dockerd, "swarm1").manager().engine
+	p := projectFor(t, e, stack)
+	explainTasksOnFailure(t, p)
 	var dockerfile strings.Builder
 	fmt.Fprintf(&dockerfile, "FROM %s\nENTRYPOINT [\"sleep\", \"infinity\"]\n", imageRefs(t)["app"][0])
 	dir := t.TempDir()
@@ -167,14 +183,7 @@ func TestSwarmLifecycle(t *testing.T) {
 	}
 
 	if !t.Run("the move from containers keeps the data, and up returns once every service has converged", func(t *testing.T) {
-		p.config(t, stack, "set", "healthcheckInterval", "5s")
-		p.config(t, stack, "set", "healthcheckStartPeriod", "20s")
-		// The seed reserves 1.85 CPUs for the stateful services and 0.5 per app replica: more
-		// than this machine's 2 CPUs, which the program refuses up front. A tenth of a CPU each
-		// fits 4 replicas and a rolling one; the limits stay the seed's.
-		for _, svc := range swarmServices {
-			p.config(t, stack, "set", "--path", "resources."+strings.TrimPrefix(svc, "maricusco-")+".reservations.cpus", "0.1")
-		}
+		swarmTestSettings(t, p, stack)
 		// First the stack as containers on the engine, holding a row.
 		p.up(t, stack)
 		p.psql(t, "maricusco-postgres", "CREATE TABLE e2e_rows (id serial PRIMARY KEY, note text); INSERT INTO e2e_rows (note) VALUES ('from containers')")
