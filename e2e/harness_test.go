@@ -397,10 +397,24 @@ func (p *project) waitHealthy(t *testing.T, names []string, limit time.Duration)
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not healthy after %s: %v", limit, notYet)
+			t.Fatalf("not healthy after %s: %v\n%s", limit, notYet, p.lastProbes(names))
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// lastProbes is what the last healthcheck probes of each container not healthy said: why a wait
+// for health failed.
+func (p *project) lastProbes(names []string) string {
+	var why []string
+	for _, n := range names {
+		out, err := p.engine.docker("inspect", "--format",
+			`{{.State.Health.Status}}{{range .State.Health.Log}} | exit {{.ExitCode}} at {{.End.Format "15:04:05"}}: {{printf "%.200s" .Output}}{{end}}`, n)
+		if err != nil || !strings.HasPrefix(out, "healthy") {
+			why = append(why, fmt.Sprintf("%s: %s", n, strings.TrimSpace(out)))
+		}
+	}
+	return strings.Join(why, "\n")
 }
 
 // psql runs SQL in the postgres container over its local socket.
@@ -580,23 +594,36 @@ func (l *load) finish() (sent, failed int64) {
 // imageRefs are the image refs the shipped stacks deploy, by stand-in role.
 func imageRefs(t *testing.T) map[string][]string {
 	t.Helper()
+	refs, err := standInRefs()
+	require.NoError(t, err)
+	return refs
+}
+
+// standInRefs are imageRefs, prod's first.
+func standInRefs() (map[string][]string, error) {
 	roles := map[string]string{"app": "app", "postgres": "postgres", "redis": "redis", "chromadb": "chromadb",
 		"prometheus": "prometheus", "grafana": "grafana", "lb": "nginx"}
 	refs := map[string][]string{}
 	for _, stack := range []string{"prod", "dev"} {
 		raw, err := os.ReadFile(filepath.Join(repoRoot, "Pulumi."+stack+".yaml"))
-		require.NoError(t, err)
+		if err != nil {
+			return nil, err
+		}
 		byService, err := stacks.ImageRefs(raw)
-		require.NoError(t, err)
+		if err != nil {
+			return nil, fmt.Errorf("%s's image refs: %w", stack, err)
+		}
 		for service, ref := range byService {
 			role, ok := roles[service]
-			require.True(t, ok, "no stand-in role for %s", service)
+			if !ok {
+				return nil, fmt.Errorf("no stand-in role for %s", service)
+			}
 			if !slices.Contains(refs[role], ref) {
 				refs[role] = append(refs[role], ref)
 			}
 		}
 	}
-	return refs
+	return refs, nil
 }
 
 // programDefault is the program's default of a scalar config key, as Pulumi.yaml declares it.
@@ -611,35 +638,85 @@ func programDefault(t *testing.T, key string) string {
 	return ""
 }
 
-// buildImages tags the stand-in images under the program's refs on the engine, and under
-// rolledAppImage an app image of another ID (prod's app image plus a label) for the roll tests.
-// Each test runs it: build.sh finds its images up to date in seconds, and the lanes' tests, one
-// build at a time, start apart (built once per engine, all three lanes started their deploys at
-// once, and the load reached 30 on two cores).
+// buildImages readies on e the stand-in images under the stacks' refs and the rolled app image.
+// build.sh makes them once, on the machine's engine; another engine loads them from there, as
+// docker-modern.sh advises: on a fresh machine, build.sh on Docker 26 took minutes of the busy
+// suite's CPU where a load takes seconds, and the images are the same, IDs included.
 func buildImages(t *testing.T, e engine) {
 	t.Helper()
-	// build.sh keeps one cache of the stand-ins' base for both engines: one build at a time.
-	building.Lock()
-	defer building.Unlock()
-	byRole := imageRefs(t)
+	machine := machineEngine(t)
+	standIns.once.Do(func() { standIns.refs, standIns.err = buildStandIns(machine) })
+	require.NoError(t, standIns.err, "REAL-ENGINE SUITE CANNOT RUN: the stand-in images did not build")
+	if e.host != machine.host {
+		// One load at a time: a second test asking for the same engine then finds the images there.
+		loading.Lock()
+		defer loading.Unlock()
+		loadImages(t, machine, e, standIns.refs)
+	}
+}
+
+var loading sync.Mutex
+
+// standIns are the images build.sh made on the machine's engine, once for the suite.
+var standIns struct {
+	once sync.Once
+	refs []string
+	err  error
+}
+
+// buildStandIns runs build.sh on the machine's engine for every ref the stacks deploy, builds the
+// rolled app image, and returns all their refs.
+func buildStandIns(machine engine) ([]string, error) {
+	byRole, err := standInRefs()
+	if err != nil {
+		return nil, err
+	}
 	var lines bytes.Buffer
-	for role, refs := range byRole {
-		for _, ref := range refs {
+	var refs []string
+	for role, ofRole := range byRole {
+		for _, ref := range ofRole {
 			fmt.Fprintf(&lines, "%s %s\n", role, ref)
+			refs = append(refs, ref)
 		}
 	}
 	cmd := exec.Command("bash", filepath.Join(sharedDir, "e2e-images", "build.sh"))
 	cmd.Stdin = &lines
-	cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.host)
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "build.sh:\n%s", tail(string(out), 30))
-	dir := t.TempDir()
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+machine.host)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build.sh: %w:\n%s", err, tail(string(out), 30))
+	}
+	dir, err := os.MkdirTemp("", "maricusco-rolled-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
 	dockerfile := "FROM " + byRole["app"][0] + "\nLABEL version=" + rolledAppImage + "\n"
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644))
-	e.mustDocker(t, "build", "-q", "-t", rolledAppImage, dir)
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
+		return nil, err
+	}
+	if out, err := machine.docker("build", "-q", "-t", rolledAppImage, dir); err != nil {
+		return nil, fmt.Errorf("the rolled app image: %w: %s", err, out)
+	}
+	return append(refs, rolledAppImage), nil
 }
 
-var building sync.Mutex
+// loadImages copies into to the images of refs that it lacks or holds under another ID.
+func loadImages(t *testing.T, from, to engine, refs []string) {
+	t.Helper()
+	var missing []string
+	for _, ref := range refs {
+		want := from.mustDocker(t, "image", "inspect", "--format", "{{.Id}}", ref)
+		if got, err := to.docker("image", "inspect", "--format", "{{.Id}}", ref); err != nil || got != want {
+			missing = append(missing, ref)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	images := filepath.Join(t.TempDir(), "images.tar")
+	from.mustDocker(t, append([]string{"save", "-o", images}, missing...)...)
+	to.mustDocker(t, "load", "-q", "-i", images)
+}
 
 func tail(s string, lines int) string {
 	all := strings.Split(strings.TrimRight(s, "\n"), "\n")
