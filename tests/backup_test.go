@@ -1,6 +1,10 @@
 package tests
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -69,4 +73,33 @@ func TestBackupConfigSetsTheSchedule(t *testing.T) {
 	vars, _ := env(res.Container(t, container("backup")))
 	assert.Equal(t, "900", vars["BACKUP_INTERVAL_SECONDS"])
 	assert.Equal(t, "2", vars["BACKUP_KEEP"])
+}
+
+// A receiver lifted from its pause may start the restored database's new archive at once; here an
+// rm that does so as it removes the pause stands in for the quickest one. resume must still name
+// the archive in use before: await-base waits for an archive newer than the one named, and given
+// the new one it waited its whole 600 s.
+func TestResumeNamesTheArchiveInUseBeforeTheReceiverCanStartANewOne(t *testing.T) {
+	files, _ := uploads(mustRun(t, loadStack(t, "prod")).Container(t, container("backup")))
+	dir := t.TempDir()
+	backups, tmp, bin := filepath.Join(dir, "backups"), filepath.Join(dir, "tmp"), filepath.Join(dir, "bin")
+	const inUse, started = "20261207T100000Z", "20261207T100001Z"
+	for _, d := range []string{filepath.Join(backups, "pitr", inUse, "wal"), tmp, bin} {
+		require.NoError(t, os.MkdirAll(d, 0o755))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(tmp, "paused"), nil, 0o644))
+	quickReceiver := "#!/bin/sh\n/bin/rm \"$@\" || exit\n" +
+		"for a; do [ \"$a\" != \"$TMPDIR/paused\" ] || mkdir -p \"$BACKUP_DIR/pitr/" + started + "/wal\"; done\n"
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "rm"), []byte(quickReceiver), 0o755))
+	script := filepath.Join(dir, "backup.sh")
+	require.NoError(t, os.WriteFile(script, []byte(files[backupScript]), 0o644))
+
+	resume := exec.Command("sh", script, "resume", "--new-archive")
+	resume.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "BACKUP_DIR="+backups, "TMPDIR="+tmp)
+	out, err := resume.Output()
+	require.NoError(t, err)
+	assert.Equal(t, inUse, strings.TrimSpace(string(out)))
+	assert.NoFileExists(t, filepath.Join(tmp, "paused"), "streaming is resumed")
+	assert.DirExists(t, filepath.Join(backups, "pitr", started), "the receiver started the new archive as the pause was lifted")
+	assert.FileExists(t, filepath.Join(tmp, "new-archive"), "the receiver is told to start a new archive")
 }
