@@ -59,6 +59,9 @@ func awaitConverged(services []recovery.SwarmService, rollouts func(names []stri
 		}
 		rs, err := rollouts(names)
 		waited := time.Since(start)
+		if errors.Is(err, engine.ErrNoService) {
+			return errors.Join(append(errs, fmt.Errorf("services %s: %w", strings.Join(names, ", "), err))...)
+		}
 		if err != nil {
 			if waited > longest {
 				return errors.Join(append(errs, fmt.Errorf("services %s: no answer from the engine within %s after up returned: %w", strings.Join(names, ", "), longest, err))...)
@@ -68,9 +71,9 @@ func awaitConverged(services []recovery.SwarmService, rollouts func(names []stri
 		}
 		var still []recovery.SwarmService
 		for _, s := range pending {
-			r := rs[s.Name]
+			r, answered := rs[s.Name]
 			switch {
-			case r.Converged():
+			case answered && r.Converged():
 				if waited >= time.Second {
 					fmt.Fprintf(log, "converge: %s converged %.0f s after up returned (%s)\n", s.Name, waited.Seconds(), r)
 				}

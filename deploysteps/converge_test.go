@@ -3,6 +3,7 @@ package deploysteps
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -85,6 +86,19 @@ func TestConvergeWaitsForEveryServiceAndAsksAgainWhenTheEngineIsSilent(t *testin
 			notInErr: "maricusco-redis",
 		},
 		{
+			rule:     "a service the engine does not have fails at once",
+			services: []recovery.SwarmService{app},
+			rounds:   []answer{{err: fmt.Errorf("ssh://root@10.0.0.1: %w maricusco-app", engine.ErrNoService)}},
+			asked:    [][]string{{"maricusco-app"}},
+			err:      "services maricusco-app: ssh://root@10.0.0.1: no service maricusco-app",
+		},
+		{
+			rule:     "a service missing from an answer is still waited for",
+			services: []recovery.SwarmService{app},
+			rounds:   []answer{{rollouts: map[string]engine.Rollout{}}, {rollouts: map[string]engine.Rollout{"maricusco-app": done}}},
+			asked:    [][]string{{"maricusco-app"}, {"maricusco-app"}},
+		},
+		{
 			rule:     "no service is nothing to ask",
 			services: nil,
 			rounds:   []answer{silent},
@@ -99,6 +113,9 @@ func TestConvergeWaitsForEveryServiceAndAsksAgainWhenTheEngineIsSilent(t *testin
 				assert.Contains(t, err.Error(), tc.err)
 				if tc.notInErr != "" {
 					assert.NotContains(t, err.Error(), tc.notInErr)
+				}
+				if tc.asked != nil {
+					assert.Equal(t, tc.asked, asked.asked)
 				}
 				return
 			}

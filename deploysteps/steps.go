@@ -11,8 +11,14 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/maricusco/infra/engine"
 )
 
 // steps are the commands, by the name deploy.sh gives them. Each declares its flags on a set
@@ -38,6 +44,7 @@ func Run(name string, args []string, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	defer endQuestionsOnSignal(name, stderr)()
 	err := step(fs, args)
 	switch {
 	case err == nil:
@@ -50,6 +57,31 @@ func Run(name string, args []string, stderr io.Writer) int {
 		return 2
 	}
 	return 1
+}
+
+// endQuestionsOnSignal makes an interrupt (Ctrl-C, SIGTERM) end the step's questions to the
+// engine, their docker CLIs and ssh logins with them, and exit with 130. The returned func lets
+// signals go again once the step returned; after an interrupt, it waits for that exit instead, so
+// that the step's failure, its questions ended, is not taken for the reason it stopped.
+func endQuestionsOnSignal(name string, stderr io.Writer) (release func()) {
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	var caught atomic.Bool
+	go func() {
+		if sig, ok := <-signals; ok {
+			caught.Store(true)
+			engine.EndQuestions()
+			fmt.Fprintf(stderr, "%s: %v: stopped\n", name, sig)
+			os.Exit(130)
+		}
+	}()
+	return func() {
+		if caught.Load() {
+			select {}
+		}
+		signal.Stop(signals)
+		close(signals)
+	}
 }
 
 // errUsage is a command line the step cannot take: exit status 2, as deploy.sh's own usage errors.

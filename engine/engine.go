@@ -13,8 +13,6 @@ import (
 	"net/url"
 	"os/exec"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/maricusco/infra/components"
 )
@@ -105,25 +103,11 @@ func inspectNodes(run func(args ...string) ([]byte, error)) ([]byte, error) {
 	return run(append([]string{"node", "inspect"}, strings.Fields(string(ids))...)...)
 }
 
-// timeout bounds every question: an engine that does not answer must not hang a deploy.
-var timeout = 20 * time.Second
-
-// dockerCLI is the docker CLI asking host, in a process group of its own that the end of ctx
-// kills whole: over ssh://, the CLI runs ssh, which would outlive a killed CLI, hold its output
-// open and leave its login on the manager.
-func dockerCLI(ctx context.Context, host string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "docker", append([]string{"--host", host}, args...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
-	return cmd
-}
-
 // ask reads one answer of the Docker Engine API at host into out: over the socket for unix://,
 // otherwise through the docker CLI with q.
 func ask(host, path string, q query, out any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
+	ctx, done := question()
+	defer done()
 	u, err := url.Parse(host)
 	if err != nil {
 		return fmt.Errorf("%q: %w", host, err)
@@ -240,8 +224,8 @@ func (Docker) RemoveContainer(host, name string) error {
 	if err != nil {
 		return fmt.Errorf("%q: %w", host, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
+	ctx, done := question()
+	defer done()
 	if u.Scheme != "unix" {
 		if out, err := dockerCLI(ctx, host, "rm", "-f", name).CombinedOutput(); err != nil {
 			return fmt.Errorf("docker --host %s rm -f %s: %w: %s", host, name, err, out)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -188,7 +189,18 @@ func TestRolloutsAreReadFromTheServicesAndTheirTasks(t *testing.T) {
 func TestAServiceTheEngineDoesNotHoldIsNoRollout(t *testing.T) {
 	host := daemon(t, map[string]any{"/services": []any{}, "/tasks": []any{}})
 	_, err := Docker{}.Rollouts(host, []string{"maricusco-app"})
+	assert.ErrorIs(t, err, ErrNoService)
 	assert.ErrorContains(t, err, "no service maricusco-app", "a missing service has not converged")
+}
+
+func TestAServiceTheCLIDoesNotFindIsNoRollout(t *testing.T) {
+	bin := t.TempDir()
+	fake := "#!/bin/sh\necho 'Error: no such service: maricusco-app' >&2\nexit 1\n"
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "docker"), []byte(fake), 0o755))
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	_, err := Docker{}.Rollouts("ssh://root@10.0.0.1", []string{"maricusco-app"})
+	assert.ErrorIs(t, err, ErrNoService)
+	assert.ErrorContains(t, err, "no such service: maricusco-app")
 }
 
 func TestAServiceHasConvergedWhenItRunsItsReplicasAndNoUpdate(t *testing.T) {
@@ -230,17 +242,60 @@ func TestAQuestionPastItsTimeoutEndsWithTheCLIsChildren(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(bin, "docker"), []byte(fake), 0o755))
 	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
 	defer func(was time.Duration) { timeout = was }(timeout)
-	timeout = 200 * time.Millisecond
+	// Long enough for a busy machine's sh to start its child and write its pid first.
+	timeout = 2 * time.Second
 
 	start := time.Now()
 	_, err := Docker{}.APIVersion("ssh://root@10.0.0.1")
 	assert.Error(t, err)
-	assert.Less(t, time.Since(start), 5*time.Second, "the question ends at its timeout, not when the child does")
+	assert.Less(t, time.Since(start), time.Minute, "the question ends at its timeout, not when the child does (300 s)")
 	b, err := os.ReadFile(childPID)
 	require.NoError(t, err)
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	require.NoError(t, err)
+	t.Cleanup(func() {
+		if alive(pid) {
+			_ = syscall.Kill(pid, syscall.SIGKILL) // a failed run leaves no sleep behind
+		}
+	})
 	assert.Eventually(t, func() bool { return !alive(pid) }, 5*time.Second, 50*time.Millisecond, "the CLI's child is killed with it")
+}
+
+func TestEndQuestionsEndsTheCLIsUnderWayAndTheirChildren(t *testing.T) {
+	bin := t.TempDir()
+	childPID := filepath.Join(bin, "child.pid")
+	fake := "#!/bin/sh\nsleep 300 &\necho $! > " + childPID + "\nwait\n"
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "docker"), []byte(fake), 0o755))
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	t.Cleanup(func() { questions, endQuestions = context.WithCancel(context.Background()) })
+
+	answered := make(chan error, 1)
+	go func() {
+		_, err := Docker{}.APIVersion("ssh://root@10.0.0.1")
+		answered <- err
+	}()
+	var pid int
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(childPID)
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && pid > 0
+	}, time.Minute, 20*time.Millisecond, "the CLI started its child")
+	t.Cleanup(func() {
+		if alive(pid) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+
+	EndQuestions()
+	select {
+	case err := <-answered:
+		assert.Error(t, err, "the question ended unanswered")
+	case <-time.After(time.Minute):
+		t.Fatal("the question did not end")
+	}
+	assert.Eventually(t, func() bool { return !alive(pid) }, 5*time.Second, 50*time.Millisecond, "the CLI's child is killed with it")
+	_, err := Docker{}.APIVersion("ssh://root@10.0.0.1")
+	assert.ErrorIs(t, err, context.Canceled, "a question after the end ends at once")
 }
 
 // alive tells whether the process runs: a killed child that its new parent has not reaped yet is a

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -38,6 +39,10 @@ func (r Rollout) String() string {
 	return s
 }
 
+// ErrNoService is Rollouts' answer when the engine has no service of a name asked for: an answer,
+// not silence, so asking again cannot help.
+var ErrNoService = errors.New("no service")
+
 // Rollouts reads how far each swarm service named has rolled, in two questions whatever their
 // number: over ssh://, each question is a login to the manager.
 func (Docker) Rollouts(host string, names []string) (map[string]Rollout, error) {
@@ -50,6 +55,10 @@ func (Docker) Rollouts(host string, names []string) (map[string]Rollout, error) 
 		UpdateStatus *struct{ State string }
 	}
 	if err := ask(host, "/services", cli(append([]string{"service", "inspect"}, names...)...), &services); err != nil {
+		// The docker CLI answers a missing service with this error, where the API lists the others.
+		if strings.Contains(err.Error(), "no such service") {
+			return nil, fmt.Errorf("%w: %w", ErrNoService, err)
+		}
 		return nil, err
 	}
 	wanted := set(names)
@@ -80,7 +89,7 @@ func (Docker) Rollouts(host string, names []string) (map[string]Rollout, error) 
 	}
 	for _, name := range names {
 		if _, ok := rollouts[name]; !ok {
-			return nil, fmt.Errorf("%s: no service %s", host, name)
+			return nil, fmt.Errorf("%s: %w %s", host, ErrNoService, name)
 		}
 	}
 	for _, t := range tasks {
