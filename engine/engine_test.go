@@ -234,13 +234,34 @@ func TestTheCLIsTasksAreTheAPIsByServiceName(t *testing.T) {
 		{"ServiceID":"maricusco-node.exporter","Status":{"State":"running"}}]`, string(out))
 }
 
-func TestAQuestionPastItsTimeoutEndsWithTheCLIsChildren(t *testing.T) {
-	// A docker CLI that asks over ssh: its ssh child holds the CLI's output open and outlives it.
+// cliWithAChild puts on the PATH a docker CLI that asks as over ssh: its ssh child holds the CLI's
+// output open and outlives it. The func returned waits for the child's pid, and the test's end
+// kills the child if it still runs.
+func cliWithAChild(t *testing.T) (childPID func() int) {
+	t.Helper()
 	bin := t.TempDir()
-	childPID := filepath.Join(bin, "child.pid")
-	fake := "#!/bin/sh\nsleep 300 &\necho $! > " + childPID + "\nwait\n"
+	pidFile := filepath.Join(bin, "child.pid")
+	fake := "#!/bin/sh\nsleep 300 &\necho $! > " + pidFile + "\nwait\n"
 	require.NoError(t, os.WriteFile(filepath.Join(bin, "docker"), []byte(fake), 0o755))
 	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	return func() int {
+		var pid int
+		require.Eventually(t, func() bool {
+			b, err := os.ReadFile(pidFile)
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+			return err == nil && pid > 0
+		}, time.Minute, 20*time.Millisecond, "the CLI started its child")
+		t.Cleanup(func() {
+			if alive(pid) {
+				_ = syscall.Kill(pid, syscall.SIGKILL) // a failed run leaves no sleep behind
+			}
+		})
+		return pid
+	}
+}
+
+func TestAQuestionPastItsTimeoutEndsWithTheCLIsChildren(t *testing.T) {
+	childPID := cliWithAChild(t)
 	defer func(was time.Duration) { timeout = was }(timeout)
 	// Long enough for a busy machine's sh to start its child and write its pid first.
 	timeout = 2 * time.Second
@@ -249,24 +270,12 @@ func TestAQuestionPastItsTimeoutEndsWithTheCLIsChildren(t *testing.T) {
 	_, err := Docker{}.APIVersion("ssh://root@10.0.0.1")
 	assert.Error(t, err)
 	assert.Less(t, time.Since(start), time.Minute, "the question ends at its timeout, not when the child does (300 s)")
-	b, err := os.ReadFile(childPID)
-	require.NoError(t, err)
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		if alive(pid) {
-			_ = syscall.Kill(pid, syscall.SIGKILL) // a failed run leaves no sleep behind
-		}
-	})
+	pid := childPID()
 	assert.Eventually(t, func() bool { return !alive(pid) }, 5*time.Second, 50*time.Millisecond, "the CLI's child is killed with it")
 }
 
 func TestEndQuestionsEndsTheCLIsUnderWayAndTheirChildren(t *testing.T) {
-	bin := t.TempDir()
-	childPID := filepath.Join(bin, "child.pid")
-	fake := "#!/bin/sh\nsleep 300 &\necho $! > " + childPID + "\nwait\n"
-	require.NoError(t, os.WriteFile(filepath.Join(bin, "docker"), []byte(fake), 0o755))
-	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	childPID := cliWithAChild(t)
 	t.Cleanup(func() { questions, endQuestions = context.WithCancel(context.Background()) })
 
 	answered := make(chan error, 1)
@@ -274,17 +283,7 @@ func TestEndQuestionsEndsTheCLIsUnderWayAndTheirChildren(t *testing.T) {
 		_, err := Docker{}.APIVersion("ssh://root@10.0.0.1")
 		answered <- err
 	}()
-	var pid int
-	require.Eventually(t, func() bool {
-		b, err := os.ReadFile(childPID)
-		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil && pid > 0
-	}, time.Minute, 20*time.Millisecond, "the CLI started its child")
-	t.Cleanup(func() {
-		if alive(pid) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	})
+	pid := childPID()
 
 	EndQuestions()
 	select {
