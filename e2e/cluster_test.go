@@ -137,12 +137,9 @@ func newCluster(t *testing.T, from engine, dockerd string, hostnames ...string) 
 		m.engine.mustDocker(t, "node", "update", "--label-add", fmt.Sprintf("maricusco.zone=zone-%c", 'a'+i), n.hostname)
 	}
 
-	refs := []string{rolledAppImage}
-	for _, byRole := range imageRefs(t) {
-		refs = append(refs, byRole...)
-	}
+	require.NotEmpty(t, standIns.refs, "buildImages(from) readies the images before a cluster loads them")
 	images := filepath.Join(root, "images.tar")
-	from.mustDocker(t, append([]string{"save", "-o", images}, refs...)...)
+	from.mustDocker(t, append([]string{"save", "-o", images}, standIns.refs...)...)
 	parallel(t, c.nodes, func(n *clusterNode) error {
 		if out, err := n.engine.docker("load", "-q", "-i", images); err != nil {
 			return fmt.Errorf("docker load into %s: %w: %s", n.hostname, err, out)

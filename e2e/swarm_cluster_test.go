@@ -101,9 +101,11 @@ var statefulServices = []string{"maricusco-backup", "maricusco-chromadb", "maric
 func TestSwarmCluster(t *testing.T) {
 	requireRealEngine(t)
 	// Beside the two engines' lanes: its engines are its own, in namespaces, and publish nothing
-	// on this host; of Docker 26 it only saves the images.
+	// on this host. Of Docker 26 it takes the binaries, which starting it installs; the images come
+	// from the machine's engine, where they were built.
 	exclusive(t, clusterLane)
-	from := startedModernEngine(t)
+	startedModernEngine(t)
+	from := machineEngine(t)
 	buildImages(t, from)
 	start := time.Now()
 	c := newCluster(t, from, modernDockerd(t), "manager1", "worker1", "worker2")

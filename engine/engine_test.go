@@ -3,14 +3,10 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/maricusco/infra/components"
+	"github.com/maricusco/infra/internal/fakecli"
 )
 
 // daemon serves the Docker Engine API paths given, as JSON, on a unix socket, and returns its host.
@@ -234,34 +231,8 @@ func TestTheCLIsTasksAreTheAPIsByServiceName(t *testing.T) {
 		{"ServiceID":"maricusco-node.exporter","Status":{"State":"running"}}]`, string(out))
 }
 
-// cliWithAChild puts on the PATH a docker CLI that asks as over ssh: its ssh child holds the CLI's
-// output open and outlives it. The func returned waits for the child's pid, and the test's end
-// kills the child if it still runs.
-func cliWithAChild(t *testing.T) (childPID func() int) {
-	t.Helper()
-	bin := t.TempDir()
-	pidFile := filepath.Join(bin, "child.pid")
-	fake := "#!/bin/sh\nsleep 300 &\necho $! > " + pidFile + "\nwait\n"
-	require.NoError(t, os.WriteFile(filepath.Join(bin, "docker"), []byte(fake), 0o755))
-	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
-	return func() int {
-		var pid int
-		require.Eventually(t, func() bool {
-			b, err := os.ReadFile(pidFile)
-			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-			return err == nil && pid > 0
-		}, time.Minute, 20*time.Millisecond, "the CLI started its child")
-		t.Cleanup(func() {
-			if alive(pid) {
-				_ = syscall.Kill(pid, syscall.SIGKILL) // a failed run leaves no sleep behind
-			}
-		})
-		return pid
-	}
-}
-
 func TestAQuestionPastItsTimeoutEndsWithTheCLIsChildren(t *testing.T) {
-	childPID := cliWithAChild(t)
+	childPID := fakecli.DockerWithAChild(t)
 	defer func(was time.Duration) { timeout = was }(timeout)
 	// Long enough for a busy machine's sh to start its child and write its pid first.
 	timeout = 2 * time.Second
@@ -271,11 +242,11 @@ func TestAQuestionPastItsTimeoutEndsWithTheCLIsChildren(t *testing.T) {
 	assert.Error(t, err)
 	assert.Less(t, time.Since(start), time.Minute, "the question ends at its timeout, not when the child does (300 s)")
 	pid := childPID()
-	assert.Eventually(t, func() bool { return !alive(pid) }, 5*time.Second, 50*time.Millisecond, "the CLI's child is killed with it")
+	assert.Eventually(t, func() bool { return !fakecli.Alive(pid) }, 5*time.Second, 50*time.Millisecond, "the CLI's child is killed with it")
 }
 
 func TestEndQuestionsEndsTheCLIsUnderWayAndTheirChildren(t *testing.T) {
-	childPID := cliWithAChild(t)
+	childPID := fakecli.DockerWithAChild(t)
 	t.Cleanup(func() { questions, endQuestions = context.WithCancel(context.Background()) })
 
 	answered := make(chan error, 1)
@@ -292,18 +263,7 @@ func TestEndQuestionsEndsTheCLIsUnderWayAndTheirChildren(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("the question did not end")
 	}
-	assert.Eventually(t, func() bool { return !alive(pid) }, 5*time.Second, 50*time.Millisecond, "the CLI's child is killed with it")
+	assert.Eventually(t, func() bool { return !fakecli.Alive(pid) }, 5*time.Second, 50*time.Millisecond, "the CLI's child is killed with it")
 	_, err := Docker{}.APIVersion("ssh://root@10.0.0.1")
 	assert.ErrorIs(t, err, context.Canceled, "a question after the end ends at once")
-}
-
-// alive tells whether the process runs: a killed child that its new parent has not reaped yet is a
-// zombie, which signal 0 still finds.
-func alive(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return syscall.Kill(pid, 0) == nil
-	}
-	_, after, _ := strings.Cut(string(stat), ") ")
-	return !strings.HasPrefix(after, "Z")
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os/exec"
+	"slices"
 	"strings"
 )
 
@@ -54,11 +56,7 @@ func (Docker) Rollouts(host string, names []string) (map[string]Rollout, error) 
 		}
 		UpdateStatus *struct{ State string }
 	}
-	if err := ask(host, "/services", cli(append([]string{"service", "inspect"}, names...)...), &services); err != nil {
-		// The docker CLI answers a missing service with this error, where the API lists the others.
-		if strings.Contains(err.Error(), "no such service") {
-			return nil, fmt.Errorf("%w: %w", ErrNoService, err)
-		}
+	if err := ask(host, "/services", inspectServices(names), &services); err != nil {
 		return nil, err
 	}
 	wanted := set(names)
@@ -98,6 +96,19 @@ func (Docker) Rollouts(host string, names []string) (map[string]Rollout, error) 
 		}
 	}
 	return rollouts, nil
+}
+
+// inspectServices is /services of the services named, through the CLI, which refuses the whole
+// question when one is missing (cliNotFound) where the API lists the others.
+func inspectServices(names []string) query {
+	return func(run func(args ...string) ([]byte, error)) ([]byte, error) {
+		b, err := run(append([]string{"service", "inspect"}, names...)...)
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && slices.ContainsFunc(names, func(name string) bool { return cliNotFound(exit.Stderr, name) }) {
+			return nil, fmt.Errorf("%w: %w", ErrNoService, err)
+		}
+		return b, err
+	}
 }
 
 // taskAnswer is what Rollouts reads of a task meant to run.
