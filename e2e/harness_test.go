@@ -417,6 +417,26 @@ func (p *project) lastProbes(names []string) string {
 	return strings.Join(why, "\n")
 }
 
+// explainEdgeOnFailure logs, when the test fails, what nginx said of its upstreams (its error log
+// is its stderr), before the stack is removed: a failed request's 502 is nginx's, and only its
+// log says whether an instance refused, closed, or could not be resolved.
+func explainEdgeOnFailure(t *testing.T, p *project) {
+	t.Helper()
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		out, _ := p.engine.docker("logs", "--tail", "2000", "maricusco-lb")
+		var said []string
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "[error]") || strings.Contains(line, "[warn]") {
+				said = append(said, line)
+			}
+		}
+		t.Logf("nginx's errors and warnings, the last 20:\n%s", strings.Join(said[max(0, len(said)-20):], "\n"))
+	})
+}
+
 // psql runs SQL in the postgres container over its local socket.
 func (p *project) psql(t *testing.T, container, sql string) string {
 	t.Helper()

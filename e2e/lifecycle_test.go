@@ -43,6 +43,7 @@ func TestDevLifecycle(t *testing.T) {
 	const stack = "dev"
 	e := hostEngine(t)
 	p := forStack(t, e, stack)
+	explainEdgeOnFailure(t, p)
 
 	// The shipped 30 s interval makes each wait for health a 30 s step on an engine without a
 	// start interval, and this test waits often; prod's lifecycle and TestDocker26 run the shipped

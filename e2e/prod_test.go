@@ -22,6 +22,7 @@ func TestProdLifecycle(t *testing.T) {
 	const stack = "prod"
 	e := modernEngine(t)
 	p := forStack(t, e, stack)
+	explainEdgeOnFailure(t, p)
 	p.backend = "file://" + t.TempDir()
 	p.shiftPorts(t, stack, 10000)
 	prodContainers := []string{"maricusco-app-1", "maricusco-app-2", "maricusco-backup", "maricusco-chromadb", "maricusco-grafana", "maricusco-lb", "maricusco-postgres", "maricusco-prometheus", "maricusco-redis"}
