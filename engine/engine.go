@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -129,7 +130,7 @@ func ask(host, path string, q query, out any) error {
 		}
 		return json.Unmarshal(b, out)
 	}
-	resp, err := overSocket(ctx, u, http.MethodGet, path)
+	resp, err := overSocket(ctx, u, http.MethodGet, path, nil)
 	if err != nil {
 		return err
 	}
@@ -232,7 +233,7 @@ func (Docker) RemoveContainer(host, name string) error {
 		}
 		return nil
 	}
-	resp, err := overSocket(ctx, u, http.MethodDelete, "/containers/"+url.PathEscape(name)+"?force=true")
+	resp, err := overSocket(ctx, u, http.MethodDelete, "/containers/"+url.PathEscape(name)+"?force=true", nil)
 	if err != nil {
 		return err
 	}
@@ -256,10 +257,13 @@ func cliNotFound(stderr []byte, name string) bool {
 var errNotFound = errors.New("not found")
 
 // overSocket sends one request of the Engine API over the unix socket of host u.
-func overSocket(ctx context.Context, u *url.URL, method, path string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://docker"+path, nil)
+func overSocket(ctx context.Context, u *url.URL, method, path string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://docker"+path, body)
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
