@@ -109,7 +109,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 		var w Workload
 		if w, err = NewWorkload(ctx, name+"-service", args.Runtime, spec, pulumi.Parent(app)); err == nil {
 			app.Instances = []Workload{w}
-			err = app.edge(ctx, name, args, []pulumi.Resource{w.Resource})
+			err = app.edge(ctx, name, args, []Workload{w})
 		}
 	} else {
 		err = app.loadBalanced(ctx, name, args, spec)
@@ -176,7 +176,7 @@ func (app *App) WorkloadNames() map[string]pulumi.Input {
 func (app *App) DataVolume() *docker.Volume { return nil }
 
 // Ready implements Deployed: the front.
-func (app *App) Ready() pulumi.Resource { return app.Front.Resource }
+func (app *App) Ready() Workload { return app.Front }
 
 // loadBalanced declares the instances behind nginx, on one engine. Instances publish nothing: the
 // load balancer does, so adding or removing one never moves the port. While the app serves, each instance waits for the one before
@@ -196,7 +196,7 @@ func (app *App) loadBalanced(ctx *pulumi.Context, name string, args *AppArgs, sp
 		}
 		app.Instances = append(app.Instances, w)
 		if args.Serving {
-			after = []pulumi.Resource{w.Resource}
+			after = []Workload{w}
 		}
 	}
 	if !args.Serving {
@@ -207,7 +207,7 @@ func (app *App) loadBalanced(ctx *pulumi.Context, name string, args *AppArgs, sp
 }
 
 // edge declares nginx in front of the instances, once what it waits for is healthy.
-func (app *App) edge(ctx *pulumi.Context, name string, args *AppArgs, after []pulumi.Resource) error {
+func (app *App) edge(ctx *pulumi.Context, name string, args *AppArgs, after []Workload) error {
 	lbImage, err := args.Runtime.Target.image(ctx, name+"-lb-image", args.LoadBalancer.Image, pulumi.Parent(app), renamedFrom("lb-image"))
 	if err != nil {
 		return err

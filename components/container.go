@@ -37,7 +37,12 @@ func NewServiceContainer(ctx *pulumi.Context, resourceName string, rt Runtime, s
 	// comes (the docker provider asks for this too; saying it here keeps it true if it stops).
 	opts = append(opts, pulumi.DeleteBeforeReplace(true))
 	if len(spec.After) > 0 {
-		opts = append(opts, pulumi.DependsOn(spec.After))
+		opts = append(opts, waitFor(spec.After))
+	}
+	if rt.Gate != nil {
+		// The program's gate waits instead (gate.go). The flag only tells the provider what to do
+		// when it creates the container: changing it changes nothing in Docker.
+		args.Wait = pulumi.Bool(false)
 	}
 	c, err := docker.NewContainer(ctx, resourceName, args, opts...)
 	if err != nil {

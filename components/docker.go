@@ -100,7 +100,7 @@ func (DockerEngine) Prepare(p Plan, e Engine, note func(string)) (HealthTiming, 
 	}
 	if health.StartInterval > 0 && !SupportsStartInterval(api) {
 		health.StartInterval = 0
-		note(fmt.Sprintf("Docker Engine API %s predates %s (Docker 25): healthchecks run without a start interval, so a new container is known healthy only after %s", api, startIntervalAPI, health.Interval))
+		note(fmt.Sprintf("Docker Engine API %s predates %s (Docker 25): healthchecks run without a start interval, so the engine reports a new container healthy only %s after its start", api, startIntervalAPI, health.Interval))
 	}
 	return health, nil
 }
@@ -142,5 +142,8 @@ func (DockerEngine) workload(ctx *pulumi.Context, name string, rt Runtime, spec 
 	if err != nil {
 		return Workload{}, err
 	}
-	return Workload{Resource: c, Name: c.Name}, nil
+	if rt.Gate != nil {
+		return rt.Gate.gated(c, spec), nil
+	}
+	return providerWaited(c, c.Name), nil
 }

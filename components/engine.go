@@ -3,6 +3,7 @@ package components
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	units "github.com/docker/go-units"
 )
@@ -20,6 +21,13 @@ type Engine interface {
 	Running(host, name string) (bool, error)
 	// Network is the network the engine holds under name, if it holds one.
 	Network(host, name string) (network NetworkState, found bool, err error)
+	// Containers are the IDs of the containers that carry the label (key=value), by name.
+	Containers(host, label string) (map[string]string, error)
+	// Probe runs a healthcheck test in a container once, as the engine runs it, and tells whether
+	// it passed within timeout.
+	Probe(host, container string, test []string, timeout time.Duration) (bool, error)
+	// Health is a container's health as the engine reports it.
+	Health(host, container string) (Health, error)
 }
 
 // NetworkState is what an engine reports of an existing network.

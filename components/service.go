@@ -40,7 +40,7 @@ type ServiceArgs struct {
 	// Volumes is the data volume policy.
 	Volumes VolumePolicy
 	// After are the workloads that must be healthy before this service's is created.
-	After []pulumi.Resource
+	After []Workload
 }
 
 // ContainerName is the Docker name of the service's container.
@@ -76,8 +76,8 @@ type Deployed interface {
 	WorkloadNames() map[string]pulumi.Input
 	// DataVolume is the volume it keeps its data in (nil: none).
 	DataVolume() *docker.Volume
-	// Ready is what a service that needs it waits for: healthy once created.
-	Ready() pulumi.Resource
+	// Ready is what a service that needs it waits for.
+	Ready() Workload
 }
 
 // Service is what a single-workload service component holds: its container or swarm service,
@@ -100,7 +100,7 @@ func (s Service) WorkloadNames() map[string]pulumi.Input {
 func (s Service) DataVolume() *docker.Volume { return s.Volume }
 
 // Ready implements Deployed.
-func (s Service) Ready() pulumi.Resource { return s.Workload.Resource }
+func (s Service) Ready() Workload { return s.Workload }
 
 // renamedFrom keeps the resource a child had under its old name: a preview of a stack deployed
 // before the rename shows no change.
@@ -205,6 +205,9 @@ func newService(ctx *pulumi.Context, name string, c pulumi.ComponentResource, ar
 		return fail(err)
 	}
 	outputs[noun+"Name"] = res.Workload.Name
+	if res.Workload.Healthy != nil {
+		outputs["health"] = res.Workload.Healthy
+	}
 	if err := ctx.RegisterResourceOutputs(c, outputs); err != nil {
 		return fail(err)
 	}

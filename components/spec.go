@@ -48,6 +48,9 @@ type Runtime struct {
 	Logging Logging
 	// Labels are added to every container.
 	Labels map[string]string
+	// Gate waits for new containers in the program, instead of the provider (nil: the provider
+	// waits).
+	Gate *HealthGate
 	// NamingKey keys the hash in a swarm config's or secret's name (a secret of the stack), so
 	// that the name tells nothing about the content to whoever guesses it.
 	NamingKey pulumi.StringInput
@@ -147,7 +150,7 @@ type ContainerSpec struct {
 	// are dropped.
 	Capabilities []string
 	// After are the workloads that must be healthy before this one is created.
-	After []pulumi.Resource
+	After []Workload
 	// Replicas is the number of instances a replicating target runs (0: one).
 	Replicas int
 	// Stateful services keep data in a local volume: a swarm pins them to the data node and

@@ -52,14 +52,17 @@ func (s Swarm) workload(ctx *pulumi.Context, name string, rt Runtime, spec Conta
 	if endpoint := s.endpoint(spec.Ports); endpoint != nil {
 		args.EndpointSpec = endpoint
 	}
-	if after := append(append([]pulumi.Resource{}, spec.After...), deps...); len(after) > 0 {
-		opts = append(opts, pulumi.DependsOn(after))
+	if len(deps) > 0 {
+		opts = append(opts, pulumi.DependsOn(deps))
+	}
+	if len(spec.After) > 0 {
+		opts = append(opts, waitFor(spec.After))
 	}
 	svc, err := docker.NewService(ctx, name, args, opts...)
 	if err != nil {
 		return Workload{}, fmt.Errorf("service %s: %w", spec.Name, err)
 	}
-	return Workload{Resource: svc, Name: svc.Name}, nil
+	return providerWaited(svc, svc.Name), nil
 }
 
 // serviceContainer is the task's container: what runs, its healthcheck, hardening and mounts.

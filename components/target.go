@@ -127,6 +127,32 @@ type Workload struct {
 	Resource pulumi.Resource
 	// Name is its Docker name.
 	Name pulumi.StringOutput
+	// Ready resolves to Resource once it passed its healthcheck: what a workload that needs it
+	// waits for.
+	Ready pulumi.ResourceArrayOutput
+	// Healthy resolves once the engine reports a container the gate waits for healthy (nil when
+	// the provider waits itself); its component registers it, so that the up ends only then.
+	Healthy pulumi.Output
+}
+
+// providerWaited is the Workload of r, which its provider returns only once it is healthy.
+func providerWaited(r pulumi.Resource, name pulumi.StringOutput) Workload {
+	return Workload{Resource: r, Name: name, Ready: pulumi.ResourceArray{pulumi.NewResourceInput(r)}.ToResourceArrayOutput()}
+}
+
+// waitFor holds a workload back until every workload of after is ready.
+func waitFor(after []Workload) pulumi.ResourceOption {
+	ready := make([]any, len(after))
+	for i, w := range after {
+		ready[i] = w.Ready
+	}
+	return pulumi.DependsOnInputs(pulumi.All(ready...).ApplyT(func(all []any) []pulumi.Resource {
+		var out []pulumi.Resource
+		for _, rs := range all {
+			out = append(out, rs.([]pulumi.Resource)...)
+		}
+		return out
+	}).(pulumi.ResourceArrayOutput))
 }
 
 // NewWorkload declares spec on the runtime's target: the one place a component's spec becomes a

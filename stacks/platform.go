@@ -3,7 +3,6 @@ package stacks
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
 
 	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
@@ -102,7 +101,7 @@ func Deploy(ctx *pulumi.Context, opts ...Option) (*Platform, error) {
 			NamingKey: p.Secrets.NamingKey,
 		},
 	}
-	if d.appServing, err = appServing(o.engine, cfg); err != nil {
+	if err := d.askEngine(ctx, o.engine, health); err != nil {
 		return nil, err
 	}
 	for _, s := range cfg.running() {
@@ -150,58 +149,33 @@ func (c *Config) secretsArgs() *components.SecretsArgs {
 	}
 }
 
-// Option changes what Deploy provisions beyond the stack's config.
-type Option func(*options)
-
-type options struct {
-	dashboards fs.FS
-	engine     components.Engine
-	registry   []Service
+// askEngine asks the engine what the deployment's services depend on: the containers of the
+// stack there now (for the health gate), and whether the app serves.
+func (d *Deployment) askEngine(ctx *pulumi.Context, e components.Engine, health components.HealthTiming) error {
+	var err error
+	if d.Runtime.Gate, err = healthGate(ctx, e, d.Config, health); err != nil {
+		return err
+	}
+	d.appServing, err = appServing(e, d.Config)
+	return err
 }
 
-// SwarmNode is one node of a swarm, as the engine reports it.
-type SwarmNode = components.SwarmNode
-
-// WithSwarmNodes asks nodes, instead of the Docker engine, for the swarm's ready nodes.
-func WithSwarmNodes(nodes func(host string) ([]SwarmNode, error)) Option {
-	return func(o *options) { o.engine = probes{next: o.engine, nodes: nodes} }
-}
-
-// WithEngineAPIVersion asks probe, instead of the Docker engine, for the engine's API version
-// when the stack does not set dockerApiVersion.
-func WithEngineAPIVersion(probe func(host string) (string, error)) Option {
-	return func(o *options) { o.engine = probes{next: o.engine, api: probe} }
-}
-
-// Machine is what an engine's host offers its containers.
-type Machine = components.Machine
-
-// WithEngineMachine asks probe, instead of the Docker engine, what the engine's host offers.
-func WithEngineMachine(probe func(host string) (Machine, error)) Option {
-	return func(o *options) { o.engine = probes{next: o.engine, machine: probe} }
-}
-
-// NetworkState is what an engine reports of an existing network.
-type NetworkState = components.NetworkState
-
-// WithEngineNetwork asks probe, instead of the Docker engine, for the network it holds under a name.
-func WithEngineNetwork(probe func(host, name string) (NetworkState, bool, error)) Option {
-	return func(o *options) { o.engine = probes{next: o.engine, network: probe} }
-}
-
-// WithEngineRunning asks probe, instead of the Docker engine, whether a container runs.
-func WithEngineRunning(probe func(host, name string) (bool, error)) Option {
-	return func(o *options) { o.engine = probes{next: o.engine, running: probe} }
-}
-
-// WithDashboards provisions the dashboards in fsys (one JSON file each) instead of the embedded ones.
-func WithDashboards(fsys fs.FS) Option {
-	return func(o *options) { o.dashboards = fsys }
-}
-
-// WithServices adds rows to the registry, after its own: a service the program does not ship.
-func WithServices(rows ...Service) Option {
-	return func(o *options) { o.registry = append(append([]Service{}, o.registry...), rows...) }
+// healthGate is the program's wait for new containers (components.HealthGate), on one engine
+// that the program can ask; nil where the provider waits: a swarm converges its services itself,
+// and a stack that sets dockerApiVersion says the program cannot ask its engine.
+func healthGate(ctx *pulumi.Context, e components.Engine, cfg *Config, health components.HealthTiming) (*components.HealthGate, error) {
+	if cfg.Target.Replicates() || cfg.EngineAPIVersion != "" {
+		return nil, nil
+	}
+	g := &components.HealthGate{Engine: e, Host: DockerHost(cfg.DockerHost), Timing: health, DryRun: ctx.DryRun()}
+	if g.DryRun {
+		return g, nil
+	}
+	var err error
+	if g.Existing, err = e.Containers(g.Host, "maricusco.stack="+ctx.Stack()); err != nil {
+		return nil, fmt.Errorf("cannot ask %s for the stack's containers: %w", g.Host, err)
+	}
+	return g, nil
 }
 
 // appServing tells whether a container of the stack answers on the app's port now: the one
@@ -222,49 +196,4 @@ func appServing(e components.Engine, cfg *Config) (bool, error) {
 		}
 	}
 	return false, nil
-}
-
-// probes answer some of an engine's questions themselves and pass the others on.
-type probes struct {
-	next    components.Engine
-	api     func(host string) (string, error)
-	machine func(host string) (Machine, error)
-	nodes   func(host string) ([]SwarmNode, error)
-	network func(host, name string) (components.NetworkState, bool, error)
-	running func(host, name string) (bool, error)
-}
-
-func (p probes) APIVersion(host string) (string, error) {
-	if p.api != nil {
-		return p.api(host)
-	}
-	return p.next.APIVersion(host)
-}
-
-func (p probes) Machine(host string) (Machine, error) {
-	if p.machine != nil {
-		return p.machine(host)
-	}
-	return p.next.Machine(host)
-}
-
-func (p probes) SwarmNodes(host string) ([]SwarmNode, error) {
-	if p.nodes != nil {
-		return p.nodes(host)
-	}
-	return p.next.SwarmNodes(host)
-}
-
-func (p probes) Running(host, name string) (bool, error) {
-	if p.running != nil {
-		return p.running(host, name)
-	}
-	return p.next.Running(host, name)
-}
-
-func (p probes) Network(host, name string) (components.NetworkState, bool, error) {
-	if p.network != nil {
-		return p.network(host, name)
-	}
-	return p.next.Network(host, name)
 }

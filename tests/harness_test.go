@@ -268,6 +268,10 @@ func run(t testing.TB, sc StackConfig, opts ...stacks.Option) (*Result, error) {
 		stacks.WithEngineNetwork(func(string, string) (stacks.NetworkState, bool, error) { return stacks.NetworkState{}, false, nil }),
 		// A deployed stack, whose app serves: changes roll one instance at a time.
 		stacks.WithEngineRunning(func(string, string) (bool, error) { return true, nil }),
+		// Nothing of the stack on the engine yet; every healthcheck passes at once.
+		stacks.WithEngineContainers(func(string, string) (map[string]string, error) { return nil, nil }),
+		stacks.WithEngineHealthchecks(func(string, string, []string, time.Duration) (bool, error) { return true, nil },
+			func(string, string) (stacks.Health, error) { return stacks.Health{Status: "healthy"}, nil }),
 	}, opts...)
 	m := &mocks{}
 	var exports map[string]pulumi.Input
@@ -282,6 +286,9 @@ func run(t testing.TB, sc StackConfig, opts ...stacks.Option) (*Result, error) {
 	sort.Slice(res.Resources, func(i, j int) bool {
 		return res.Resources[i].Type+res.Resources[i].Name < res.Resources[j].Type+res.Resources[j].Name
 	})
+	if err != nil {
+		return res, err // an export of a failed program may never resolve
+	}
 	for name, in := range exports {
 		res.Exports[name] = await(t, in)
 	}

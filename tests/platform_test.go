@@ -363,7 +363,7 @@ func TestHealthchecksAreTheSeedsWithAFastStartPhase(t *testing.T) {
 			assert.Equal(t, "2s", hc["timeout"].StringValue(), name)
 			assert.Equal(t, "500ms", hc["startInterval"].StringValue(), "%s checks fast while starting on an engine that can", name)
 			assert.Equal(t, "1m0s", hc["startPeriod"].StringValue(), name)
-			assert.True(t, c.Inputs["wait"].BoolValue(), "%s is created only once healthy", name)
+			assert.False(t, c.Inputs["wait"].BoolValue(), "%s: the program's health gate waits for it, not the provider", name)
 		}
 	})
 }

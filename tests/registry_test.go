@@ -41,7 +41,7 @@ func TestAServiceAddedThroughTheRegistryGetsEveryRule(t *testing.T) {
 		hc := c.Inputs["healthcheck"].ObjectValue()
 		assert.Equal(t, []string{"CMD", "/usr/bin/worker", "--check"}, strs(hc["tests"]))
 		assert.Equal(t, "30s", hc["interval"].StringValue(), "the stack's healthcheck timing")
-		assert.True(t, c.Inputs["wait"].BoolValue())
+		assert.False(t, c.Inputs["wait"].BoolValue(), "the program's health gate waits for it, as for every container")
 		assert.Equal(t, []string{"ALL"}, strs(c.Inputs["capabilities"].ObjectValue()["drops"]), "hardening")
 		assert.Equal(t, []string{"no-new-privileges:true"}, strs(c.Inputs["securityOpts"]))
 		assert.True(t, c.Inputs["readOnly"].BoolValue())

@@ -56,9 +56,12 @@ func TestAnImageRollKeepsTheLoadBalancer(t *testing.T) {
 		return out
 	}
 	assert.Equal(t, names(before), names(after), "an instance keeps its name: the old container is gone before the new one is created, so no name can collide")
-	for _, c := range after.AppInstances() {
+	instances := after.AppInstances()
+	for i, c := range instances {
 		assert.True(t, c.DeleteBeforeReplace, c.Name)
-		assert.True(t, c.Inputs["wait"].BoolValue(), "%s: the next instance goes only once this one is healthy", c.Name)
+		if i > 0 {
+			assert.Contains(t, containerDeps(c), instances[i-1].Name, "%s goes only once the one before it is healthy", c.Name)
+		}
 		aliases := strs(c.Inputs["networksAdvanced"].ArrayValue()[0].ObjectValue()["aliases"])
 		assert.Contains(t, aliases, "app", "the load balancer finds every instance by the shared alias")
 	}

@@ -1,0 +1,117 @@
+package components
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Health is a container's health as its engine reports it.
+type Health struct {
+	// Status is starting, healthy or unhealthy.
+	Status string
+	// LastOutput is what its last probe printed.
+	LastOutput string
+}
+
+// HealthGate is the program's own wait for the containers an up creates, in place of the docker
+// provider's. The provider learns a container's health from the engine, once a second; the
+// engine knows it only after its first probe, which an engine without a start interval (before
+// Docker 25) runs a whole interval (30 s) after the start. The gate runs the container's own
+// healthcheck test itself, four times a second, from the start: what needs the container is
+// created as soon as the test passes, as the engine would find it with a start interval of that
+// length. The `up` still ends only once the engine reports every new container healthy.
+type HealthGate struct {
+	// Engine runs the probes and reports health.
+	Engine Engine
+	// Host is the engine the stack deploys to.
+	Host string
+	// Existing are the IDs of the stack's containers before this deployment, by name: as with the
+	// provider's wait, only a container this deployment creates is waited for.
+	Existing map[string]string
+	// Timing bounds each probe (Timeout) and the whole wait (WaitTimeout).
+	Timing HealthTiming
+	// DryRun is a preview, which creates nothing and waits for nothing.
+	DryRun bool
+}
+
+// probeEvery is how often the gate runs a new container's healthcheck test.
+const probeEvery = 250 * time.Millisecond
+
+// gated is a container's Workload whose Ready resolves once the container passed its healthcheck
+// and whose Healthy once its engine reports it healthy.
+func (g *HealthGate) gated(c *docker.Container, spec ContainerSpec) Workload {
+	ready := c.ID().ApplyT(func(id pulumi.ID) ([]pulumi.Resource, error) {
+		if g.waitsFor(spec.Name, id) {
+			if err := g.untilProbePasses(spec); err != nil {
+				return nil, err
+			}
+		}
+		return []pulumi.Resource{c}, nil
+	}).(pulumi.ResourceArrayOutput)
+	healthy := pulumi.All(c.ID(), ready).ApplyT(func(all []any) (string, error) {
+		if g.waitsFor(spec.Name, all[0].(pulumi.ID)) {
+			return "healthy", g.untilHealthy(spec.Name)
+		}
+		return "healthy", nil
+	}).(pulumi.StringOutput)
+	return Workload{Resource: c, Name: c.Name, Ready: ready, Healthy: healthy}
+}
+
+// waitsFor tells whether the container of that name and ID is one this deployment created.
+func (g *HealthGate) waitsFor(name string, id pulumi.ID) bool {
+	return !g.DryRun && g.Existing[name] != string(id)
+}
+
+// untilProbePasses runs the container's healthcheck test until it passes, for at most the wait
+// timeout.
+func (g *HealthGate) untilProbePasses(spec ContainerSpec) error {
+	deadline := time.Now().Add(g.Timing.WaitTimeout)
+	for {
+		passed, err := g.Engine.Probe(g.Host, spec.Name, spec.HealthCheck, g.Timing.Timeout)
+		if err != nil {
+			return fmt.Errorf("%s: probing its healthcheck: %w", spec.Name, err)
+		}
+		if passed {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return g.notHealthy(spec.Name, "did not pass its healthcheck")
+		}
+		time.Sleep(probeEvery)
+	}
+}
+
+// untilHealthy waits for the engine to report the container healthy, for at most the wait
+// timeout: without a start interval, its first probe comes an interval after the start.
+func (g *HealthGate) untilHealthy(name string) error {
+	deadline := time.Now().Add(g.Timing.WaitTimeout)
+	for {
+		h, err := g.Engine.Health(g.Host, name)
+		if err != nil {
+			return fmt.Errorf("%s: asking its health: %w", name, err)
+		}
+		if h.Status == "healthy" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return g.notHealthy(name, "was not reported healthy by its engine")
+		}
+		time.Sleep(probeEvery)
+	}
+}
+
+// notHealthy says which container failed to become healthy in time, and what its engine's last
+// probe of it printed.
+func (g *HealthGate) notHealthy(name, what string) error {
+	msg := fmt.Sprintf("%s %s within %s (healthyTimeout)", name, what, g.Timing.WaitTimeout)
+	if h, err := g.Engine.Health(g.Host, name); err == nil {
+		msg += fmt.Sprintf("; the engine reports it %s", h.Status)
+		if h.LastOutput != "" {
+			msg += fmt.Sprintf(", its last probe printed: %q", h.LastOutput)
+		}
+	}
+	return fmt.Errorf("%s", msg)
+}

@@ -1,0 +1,110 @@
+package tests
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/maricusco/infra/stacks"
+)
+
+// healthchecks is an engine whose containers pass their healthchecks and are reported healthy,
+// but for those named in failing (their tests fail) and starting (never reported healthy).
+type healthchecks struct {
+	failing, starting map[string]bool
+	mu                sync.Mutex
+	probed            map[string]int
+}
+
+func (h *healthchecks) option() stacks.Option {
+	return stacks.WithEngineHealthchecks(func(_, name string, test []string, _ time.Duration) (bool, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.probed[name]++
+		return !h.failing[name], nil
+	}, func(_, name string) (stacks.Health, error) {
+		if h.failing[name] || h.starting[name] {
+			return stacks.Health{Status: "starting", LastOutput: "connection refused"}, nil
+		}
+		return stacks.Health{Status: "healthy"}, nil
+	})
+}
+
+func newHealthchecks(failing, starting []string) *healthchecks {
+	h := &healthchecks{failing: map[string]bool{}, starting: map[string]bool{}, probed: map[string]int{}}
+	for _, n := range failing {
+		h.failing[n] = true
+	}
+	for _, n := range starting {
+		h.starting[n] = true
+	}
+	return h
+}
+
+func TestTheProgramWaitsForTheContainersAnUpCreates(t *testing.T) {
+	dev := loadStack(t, "dev").with("healthyTimeout", "10s")
+
+	t.Run("what needs a service is declared only once the service's healthcheck passed", func(t *testing.T) {
+		h := newHealthchecks([]string{container("postgres")}, nil)
+		res, err := run(t, dev, h.option())
+		require.Error(t, err)
+		assert.ErrorContains(t, err, "maricusco-postgres did not pass its healthcheck within 10s (healthyTimeout); the engine reports it starting, its last probe printed: \"connection refused\"")
+		declared := res.Containers()
+		for _, waits := range []string{"app-1", "backup"} {
+			assert.NotContains(t, declared, container(waits), "%s waits for postgres", waits)
+		}
+		assert.Contains(t, declared, container("redis"), "what does not need postgres is not held back")
+		assert.Greater(t, h.probed[container("postgres")], 1, "the test runs again until it passes or time is up")
+	})
+
+	t.Run("the up ends only once the engine reports a new container healthy", func(t *testing.T) {
+		_, err := run(t, dev, newHealthchecks(nil, []string{container("grafana")}).option())
+		assert.ErrorContains(t, err, "maricusco-grafana was not reported healthy by its engine within 10s (healthyTimeout)")
+	})
+
+	t.Run("a container that ran before the up is not waited for", func(t *testing.T) {
+		before := mustRun(t, dev)
+		existing := map[string]string{}
+		for name, c := range before.Containers() {
+			existing[name] = c.Name + "-id" // the mocks' ID of the resource
+		}
+		all := make([]string, 0, len(existing))
+		for name := range existing {
+			all = append(all, name)
+		}
+		h := newHealthchecks(all, nil)
+		mustRun(t, dev, h.option(), stacks.WithEngineContainers(func(_, label string) (map[string]string, error) {
+			assert.Equal(t, "maricusco.stack=dev", label)
+			return existing, nil
+		}))
+		assert.Empty(t, h.probed)
+	})
+
+	t.Run("a stack that sets dockerApiVersion leaves the wait to the provider", func(t *testing.T) {
+		h := newHealthchecks([]string{container("postgres")}, nil)
+		res := mustRun(t, dev.with("dockerApiVersion", "1.45"), h.option())
+		for name, c := range res.Containers() {
+			assert.True(t, c.Inputs["wait"].BoolValue(), "%s is created only once healthy", name)
+		}
+		assert.Empty(t, h.probed)
+	})
+
+	t.Run("a healthcheck test runs as the engine runs it", func(t *testing.T) {
+		var tests sync.Map
+		probe := func(_, name string, test []string, timeout time.Duration) (bool, error) {
+			tests.Store(name, strings.Join(test, " ")+" within "+timeout.String())
+			return true, nil
+		}
+		res := mustRun(t, dev, stacks.WithEngineHealthchecks(probe, func(string, string) (stacks.Health, error) { return stacks.Health{Status: "healthy"}, nil }))
+		for name, c := range res.Containers() {
+			hc := c.Inputs["healthcheck"].ObjectValue()
+			got, ok := tests.Load(name)
+			require.True(t, ok, "%s is probed", name)
+			assert.Equal(t, strings.Join(strs(hc["tests"]), " ")+" within "+hc["timeout"].StringValue(), got, name)
+		}
+	})
+}
