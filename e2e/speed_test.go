@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/maricusco/infra/components"
@@ -51,6 +52,10 @@ func TestAsFastAsCompose(t *testing.T) {
 						out := p.must(t, stack, "up", "--yes", "--skip-preview")
 						ours = time.Since(start).Round(100 * time.Millisecond)
 						profile = createdIn(out)
+						for _, c := range p.containers(t, stack) {
+							health := e.mustDocker(t, "inspect", "--format", "{{.State.Health.Status}}", c)
+							assert.Equal(t, "healthy", health, "%s is healthy when `up` returns: the figure is to all healthy", c)
+						}
 					})
 					figure(t, e.name, stack+" from nothing to all healthy: Compose v2 peer (s)", peer.Seconds())
 					figure(t, e.name, stack+" from nothing to all healthy: ours, `./deploy.sh "+stack+" up` (s)", ours.Seconds())
