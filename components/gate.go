@@ -68,45 +68,44 @@ func (g *HealthGate) waitsFor(name string, id pulumi.ID) bool {
 // untilProbePasses runs the container's healthcheck test until it passes, for at most the wait
 // timeout.
 func (g *HealthGate) untilProbePasses(spec ContainerSpec) error {
-	deadline := time.Now().Add(g.Timing.WaitTimeout)
-	for {
-		passed, err := g.Engine.Probe(g.Host, spec.Name, spec.HealthCheck, g.Timing.Timeout)
-		if err != nil {
-			return fmt.Errorf("%s: probing its healthcheck: %w", spec.Name, err)
-		}
-		if passed {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return g.notHealthy(spec.Name, "did not pass its healthcheck")
-		}
-		time.Sleep(probeEvery)
-	}
+	return g.until(spec.Name, "did not pass its healthcheck", func() (bool, error) {
+		return g.Engine.Probe(g.Host, spec.Name, spec.HealthCheck, g.Timing.Timeout)
+	})
 }
 
 // untilHealthy waits for the engine to report the container healthy, for at most the wait
 // timeout: without a start interval, its first probe comes an interval after the start.
 func (g *HealthGate) untilHealthy(name string) error {
+	return g.until(name, "was not reported healthy by its engine", func() (bool, error) {
+		h, err := g.Engine.Health(g.Host, name)
+		return h.Status == "healthy", err
+	})
+}
+
+// until asks done every probeEvery until it holds, for at most the wait timeout. An engine that
+// cannot answer for a moment (a container restarting refuses an exec) is asked again, as the
+// provider's wait did; the last error it gave goes into the one that ends the wait.
+func (g *HealthGate) until(name, failure string, done func() (bool, error)) error {
 	deadline := time.Now().Add(g.Timing.WaitTimeout)
 	for {
-		h, err := g.Engine.Health(g.Host, name)
-		if err != nil {
-			return fmt.Errorf("%s: asking its health: %w", name, err)
-		}
-		if h.Status == "healthy" {
+		ok, err := done()
+		if ok && err == nil {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return g.notHealthy(name, "was not reported healthy by its engine")
+			return g.notHealthy(name, failure, err)
 		}
 		time.Sleep(probeEvery)
 	}
 }
 
 // notHealthy says which container failed to become healthy in time, and what its engine's last
-// probe of it printed.
-func (g *HealthGate) notHealthy(name, what string) error {
+// probe of it printed, or why the engine could not be asked.
+func (g *HealthGate) notHealthy(name, what string, lastErr error) error {
 	msg := fmt.Sprintf("%s %s within %s (healthyTimeout)", name, what, g.Timing.WaitTimeout)
+	if lastErr != nil {
+		return fmt.Errorf("%s: %w", msg, lastErr)
+	}
 	if h, err := g.Engine.Health(g.Host, name); err == nil {
 		msg += fmt.Sprintf("; the engine reports it %s", h.Status)
 		if h.LastOutput != "" {

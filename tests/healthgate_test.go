@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -64,6 +65,23 @@ func TestTheProgramWaitsForTheContainersAnUpCreates(t *testing.T) {
 	t.Run("the up ends only once the engine reports a new container healthy", func(t *testing.T) {
 		_, err := run(t, dev, newHealthchecks(nil, []string{container("grafana")}).option())
 		assert.ErrorContains(t, err, "maricusco-grafana was not reported healthy by its engine within 10s (healthyTimeout)")
+	})
+
+	t.Run("an engine that cannot answer for a moment is asked again", func(t *testing.T) {
+		var mu sync.Mutex
+		refused := 0
+		probe := func(_, name string, _ []string, _ time.Duration) (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if name == container("postgres") && refused < 3 {
+				refused++
+				return false, errors.New("container is restarting")
+			}
+			return true, nil
+		}
+		res := mustRun(t, dev, stacks.WithEngineHealthchecks(probe, func(string, string) (stacks.Health, error) { return stacks.Health{Status: "healthy"}, nil }))
+		assert.Contains(t, res.Containers(), container("app-1"))
+		assert.Equal(t, 3, refused)
 	})
 
 	t.Run("a container that ran before the up is not waited for", func(t *testing.T) {
