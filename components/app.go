@@ -117,7 +117,11 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
-	if err := ctx.RegisterResourceOutputs(app, pulumi.Map{"instanceNames": app.InstanceNames(), "frontName": app.Front.Name}); err != nil {
+	outputs := pulumi.Map{"instanceNames": app.InstanceNames(), "frontName": app.Front.Name}
+	if h := health(append(app.Instances, app.Front)...); h != nil {
+		outputs["health"] = h
+	}
+	if err := ctx.RegisterResourceOutputs(app, outputs); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	return app, nil

@@ -205,8 +205,8 @@ func newService(ctx *pulumi.Context, name string, c pulumi.ComponentResource, ar
 		return fail(err)
 	}
 	outputs[noun+"Name"] = res.Workload.Name
-	if res.Workload.Healthy != nil {
-		outputs["health"] = res.Workload.Healthy
+	if h := health(res.Workload); h != nil {
+		outputs["health"] = h
 	}
 	if err := ctx.RegisterResourceOutputs(c, outputs); err != nil {
 		return fail(err)

@@ -140,6 +140,21 @@ func providerWaited(r pulumi.Resource, name pulumi.StringOutput) Workload {
 	return Workload{Resource: r, Name: name, Ready: pulumi.ResourceArray{pulumi.NewResourceInput(r)}.ToResourceArrayOutput()}
 }
 
+// health is what a component registers among its outputs so that the up ends once the engine
+// reports every workload of it that the gate waits for healthy (nil: the gate waits for none).
+func health(ws ...Workload) pulumi.Input {
+	var waits []any
+	for _, w := range ws {
+		if w.Healthy != nil {
+			waits = append(waits, w.Healthy)
+		}
+	}
+	if len(waits) == 0 {
+		return nil
+	}
+	return pulumi.All(waits...)
+}
+
 // waitFor holds a workload back until every workload of after is ready.
 func waitFor(after []Workload) pulumi.ResourceOption {
 	ready := make([]any, len(after))

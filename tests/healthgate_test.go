@@ -63,8 +63,10 @@ func TestTheProgramWaitsForTheContainersAnUpCreates(t *testing.T) {
 	})
 
 	t.Run("the up ends only once the engine reports a new container healthy", func(t *testing.T) {
-		_, err := run(t, dev, newHealthchecks(nil, []string{container("grafana")}).option())
-		assert.ErrorContains(t, err, "maricusco-grafana was not reported healthy by its engine within 10s (healthyTimeout)")
+		for _, name := range []string{container("grafana"), container("app-2"), container("lb")} {
+			_, err := run(t, loadStack(t, "prod").with("healthyTimeout", "10s"), newHealthchecks(nil, []string{name}).option())
+			assert.ErrorContains(t, err, name+" was not reported healthy by its engine within 10s (healthyTimeout)")
+		}
 	})
 
 	t.Run("an engine that cannot answer for a moment is asked again", func(t *testing.T) {
