@@ -45,7 +45,13 @@ func (Docker) Probe(host, container string, test []string, timeout time.Duration
 			return false, fmt.Errorf("docker --host %s exec %s: %w", host, container, err)
 		}
 	}
-	return execOverSocket(ctx, u, container, cmd)
+	passed, err := execOverSocket(ctx, u, container, cmd)
+	if err != nil && ctx.Err() != nil {
+		// A busy engine that takes the whole timeout to start the test fails the probe, as a test
+		// that runs too long does: the next probe asks again.
+		return false, nil
+	}
+	return passed, err
 }
 
 // probeCommand is the command a healthcheck test runs.
@@ -77,9 +83,6 @@ func execOverSocket(ctx context.Context, u *url.URL, container string, cmd []str
 			ExitCode int
 		}
 		if err := call(ctx, u, http.MethodGet, "/exec/"+created.Id+"/json", nil, &state); err != nil {
-			if ctx.Err() != nil {
-				return false, nil
-			}
 			return false, err
 		}
 		if !state.Running {

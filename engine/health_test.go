@@ -132,3 +132,22 @@ func TestContainersAreTheLabelledOnesByName(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"maricusco-redis": "abc", "maricusco-app-1": "def"}, ids)
 }
+
+func TestAProbeThatTheEngineDoesNotStartInTimeDidNotPass(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "docker.sock")
+	l, err := net.Listen("unix", sock)
+	require.NoError(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/exec/e1/start" {
+			time.Sleep(time.Second) // a busy engine
+		}
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(map[string]string{"Id": "e1"})
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	passed, err := Docker{}.Probe("unix://"+sock, "maricusco-postgres", []string{"CMD", "pg_isready"}, 200*time.Millisecond)
+	require.NoError(t, err, "the next probe asks again")
+	assert.False(t, passed)
+}
