@@ -20,20 +20,26 @@ import (
 // daemon serves the Docker Engine API paths given, as JSON, on a unix socket, and returns its host.
 func daemon(t *testing.T, answers map[string]any) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "docker")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "docker.sock")
-	l, err := net.Listen("unix", sock)
-	require.NoError(t, err)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return serveSocket(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a, ok := answers[r.URL.Path]
 		if !ok {
 			http.NotFound(w, r)
 			return
 		}
 		_ = json.NewEncoder(w).Encode(a)
-	})}
+	}))
+}
+
+// serveSocket serves h on a unix socket, as an engine does, and returns its host.
+func serveSocket(t *testing.T, h http.Handler) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "docker") // short: a socket's path has a length limit
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "docker.sock")
+	l, err := net.Listen("unix", sock)
+	require.NoError(t, err)
+	srv := &http.Server{Handler: h}
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return "unix://" + sock

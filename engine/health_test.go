@@ -2,7 +2,6 @@ package engine
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -28,13 +27,7 @@ type execDaemon struct {
 
 func (d *execDaemon) serve(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "docker")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "docker.sock")
-	l, err := net.Listen("unix", sock)
-	require.NoError(t, err)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return serveSocket(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		switch {
@@ -52,10 +45,7 @@ func (d *execDaemon) serve(t *testing.T) string {
 		default:
 			http.Error(w, `{"message":"No such container"}`, http.StatusNotFound)
 		}
-	})}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return "unix://" + sock
+	}))
 }
 
 func TestAProbeRunsTheHealthcheckTestAsTheEngineDoes(t *testing.T) {
@@ -134,20 +124,14 @@ func TestContainersAreTheLabelledOnesByName(t *testing.T) {
 }
 
 func TestAProbeThatTheEngineDoesNotStartInTimeDidNotPass(t *testing.T) {
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "docker.sock")
-	l, err := net.Listen("unix", sock)
-	require.NoError(t, err)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	host := serveSocket(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/exec/e1/start" {
 			time.Sleep(time.Second) // a busy engine
 		}
 		w.WriteHeader(http.StatusCreated)
 		_ = json.NewEncoder(w).Encode(map[string]string{"Id": "e1"})
-	})}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	passed, err := Docker{}.Probe("unix://"+sock, "maricusco-postgres", []string{"CMD", "pg_isready"}, 200*time.Millisecond)
+	}))
+	passed, err := Docker{}.Probe(host, "maricusco-postgres", []string{"CMD", "pg_isready"}, 200*time.Millisecond)
 	require.NoError(t, err, "the next probe asks again")
 	assert.False(t, passed)
 }
