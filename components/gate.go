@@ -2,6 +2,7 @@ package components
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
@@ -19,10 +20,11 @@ type Health struct {
 // HealthGate is the program's own wait for the containers an up creates, in place of the docker
 // provider's. The provider learns a container's health from the engine, once a second; the
 // engine knows it only after its first probe, which an engine without a start interval (before
-// Docker 25) runs a whole interval (30 s) after the start. The gate runs the container's own
-// healthcheck test itself, four times a second, from the start: what needs the container is
-// created as soon as the test passes, as the engine would find it with a start interval of that
-// length. The `up` still ends only once the engine reports every new container healthy.
+// Docker 25) runs a whole interval (30 s) after the start. The gate reads the engine's health
+// four times a second, and where the engine has no start interval it runs the test of a
+// container that something waits for itself, from the start: what needs the container is
+// created as soon as the test passes, as the engine would find it with a start interval. The
+// `up` still ends only once the engine reports every new container healthy.
 type HealthGate struct {
 	// Engine runs the probes and reports health.
 	Engine Engine
@@ -37,38 +39,44 @@ type HealthGate struct {
 	DryRun bool
 }
 
-// probeEvery is how often the gate runs a new container's healthcheck test.
-const probeEvery = 250 * time.Millisecond
+// probeEvery is how often the gate runs a new container's healthcheck test, as often as the
+// engine's default start interval: each run is an exec in the container, which costs a busy
+// 2-core machine more than reading the engine's health.
+const probeEvery = 500 * time.Millisecond
+
+// readEvery is how often the gate reads a new container's health from its engine.
+const readEvery = 250 * time.Millisecond
 
 // gated is a container's Workload whose Ready resolves once the container passed its healthcheck
-// and whose Healthy once its engine reports it healthy.
+// and whose Healthy once its engine reports it healthy. Ready is made only when a workload waits
+// for the container: nothing is probed that nothing needs. Where the engine has a start interval
+// it probes the container that often itself, so Ready reads the engine's health too; only an
+// engine without one (before Docker 25) makes the gate run the test.
 func (g *HealthGate) gated(c *docker.Container, spec ContainerSpec) Workload {
-	ready := c.ID().ApplyT(func(id pulumi.ID) ([]pulumi.Resource, error) {
-		if g.waitsFor(spec.Name, id) {
-			if err := g.untilProbePasses(spec); err != nil {
-				return nil, err
+	until := func(wait func() error) func(pulumi.ID) (string, error) {
+		return func(id pulumi.ID) (string, error) {
+			if g.DryRun || g.Existing[spec.Name] == string(id) {
+				return "", nil // a preview, or a container this deployment did not create
 			}
+			return "", wait()
 		}
-		return []pulumi.Resource{c}, nil
-	}).(pulumi.ResourceArrayOutput)
-	healthy := pulumi.All(c.ID(), ready).ApplyT(func(all []any) (string, error) {
-		if g.waitsFor(spec.Name, all[0].(pulumi.ID)) {
-			return "healthy", g.untilHealthy(spec.Name)
-		}
-		return "healthy", nil
-	}).(pulumi.StringOutput)
-	return Workload{Resource: c, Name: c.Name, Ready: ready, Healthy: healthy}
-}
-
-// waitsFor tells whether the container of that name and ID is one this deployment created.
-func (g *HealthGate) waitsFor(name string, id pulumi.ID) bool {
-	return !g.DryRun && g.Existing[name] != string(id)
+	}
+	untilHealthy := func() error { return g.untilHealthy(spec.Name) }
+	test := untilHealthy
+	if g.Timing.StartInterval == 0 {
+		test = func() error { return g.untilProbePasses(spec) }
+	}
+	ready := sync.OnceValue(func() pulumi.ResourceArrayOutput {
+		return c.ID().ApplyT(until(test)).ApplyT(func(string) []pulumi.Resource { return []pulumi.Resource{c} }).(pulumi.ResourceArrayOutput)
+	})
+	healthy := c.ID().ApplyT(until(untilHealthy)).(pulumi.StringOutput)
+	return Workload{Resource: c, Name: c.Name, ready: ready, Healthy: healthy}
 }
 
 // untilProbePasses runs the container's healthcheck test until it passes, for at most the wait
 // timeout.
 func (g *HealthGate) untilProbePasses(spec ContainerSpec) error {
-	return g.until(spec.Name, "did not pass its healthcheck", func() (bool, error) {
+	return g.until(spec.Name, "did not pass its healthcheck", probeEvery, func() (bool, error) {
 		return g.Engine.Probe(g.Host, spec.Name, spec.HealthCheck, g.Timing.Timeout)
 	})
 }
@@ -76,16 +84,16 @@ func (g *HealthGate) untilProbePasses(spec ContainerSpec) error {
 // untilHealthy waits for the engine to report the container healthy, for at most the wait
 // timeout: without a start interval, its first probe comes an interval after the start.
 func (g *HealthGate) untilHealthy(name string) error {
-	return g.until(name, "was not reported healthy by its engine", func() (bool, error) {
+	return g.until(name, "was not reported healthy by its engine", readEvery, func() (bool, error) {
 		h, err := g.Engine.Health(g.Host, name)
 		return h.Status == "healthy", err
 	})
 }
 
-// until asks done every probeEvery until it holds, for at most the wait timeout. An engine that
+// until asks done every interval until it holds, for at most the wait timeout. An engine that
 // cannot answer for a moment (a container restarting refuses an exec) is asked again, as the
 // provider's wait did; the last error it gave goes into the one that ends the wait.
-func (g *HealthGate) until(name, failure string, done func() (bool, error)) error {
+func (g *HealthGate) until(name, failure string, interval time.Duration, done func() (bool, error)) error {
 	deadline := time.Now().Add(g.Timing.WaitTimeout)
 	for {
 		ok, err := done()
@@ -95,7 +103,7 @@ func (g *HealthGate) until(name, failure string, done func() (bool, error)) erro
 		if time.Now().After(deadline) {
 			return g.notHealthy(name, failure, err)
 		}
-		time.Sleep(probeEvery)
+		time.Sleep(interval)
 	}
 }
 

@@ -127,17 +127,22 @@ type Workload struct {
 	Resource pulumi.Resource
 	// Name is its Docker name.
 	Name pulumi.StringOutput
-	// Ready resolves to Resource once it passed its healthcheck: what a workload that needs it
-	// waits for.
-	Ready pulumi.ResourceArrayOutput
+	// ready resolves to Resource once it passed its healthcheck: what a workload that needs it
+	// waits for (Ready).
+	ready func() pulumi.ResourceArrayOutput
 	// Healthy resolves once the engine reports a container the gate waits for healthy (nil when
 	// the provider waits itself); its component registers it, so that the up ends only then.
 	Healthy pulumi.Output
 }
 
+// Ready resolves to the workload's resource once it passed its healthcheck.
+func (w Workload) Ready() pulumi.ResourceArrayOutput { return w.ready() }
+
 // providerWaited is the Workload of r, which its provider returns only once it is healthy.
 func providerWaited(r pulumi.Resource, name pulumi.StringOutput) Workload {
-	return Workload{Resource: r, Name: name, Ready: pulumi.ResourceArray{pulumi.NewResourceInput(r)}.ToResourceArrayOutput()}
+	return Workload{Resource: r, Name: name, ready: func() pulumi.ResourceArrayOutput {
+		return pulumi.ResourceArray{pulumi.NewResourceInput(r)}.ToResourceArrayOutput()
+	}}
 }
 
 // health is what a component registers among its outputs so that the up ends once the engine
@@ -159,7 +164,7 @@ func health(ws ...Workload) pulumi.Input {
 func waitFor(after []Workload) pulumi.ResourceOption {
 	ready := make([]any, len(after))
 	for i, w := range after {
-		ready[i] = w.Ready
+		ready[i] = w.Ready()
 	}
 	return pulumi.DependsOnInputs(pulumi.All(ready...).ApplyT(func(all []any) []pulumi.Resource {
 		var out []pulumi.Resource

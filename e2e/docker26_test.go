@@ -97,6 +97,20 @@ func TestDocker26(t *testing.T) {
 	p.backend = "file://" + t.TempDir()
 	p.shiftPorts(t, stack, 10000) // beside the lane of the machine's engine
 	p.takeOverFromUnchangedSince(t, stack)
+	t.Run("an app image that never passes its healthcheck fails the up in healthyTimeout, naming it, and the next up brings the app back", func(t *testing.T) {
+		buildBrokenAppImage(t, e)
+		p.config(t, stack, "set", "healthyTimeout", "15s")
+		p.config(t, stack, "set", "appImage", brokenAppImage)
+		start := time.Now()
+		out, err := p.run(stack, "up", "--yes", "--skip-preview")
+		require.Error(t, err, "the up fails:\n%s", tail(out, 20))
+		figure(t, e.name, "dev up of an app image that never passes its healthcheck, to its failure (s)", time.Since(start).Round(time.Second).Seconds())
+		assert.Contains(t, out, "maricusco-app-1 did not pass its healthcheck within 15s (healthyTimeout); the engine reports it starting")
+		p.config(t, stack, "rm", "appImage")
+		p.config(t, stack, "rm", "healthyTimeout")
+		p.up(t, stack)
+		p.waitHealthy(t, p.containers(t, stack), 10*time.Second)
+	})
 	p.must(t, stack, "destroy", "--yes", "--skip-preview")
 }
 

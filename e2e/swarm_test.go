@@ -18,6 +18,15 @@ import (
 // brokenAppImage is an app image that never becomes healthy, for the rollback step.
 const brokenAppImage = "maricusco:broken-e2e"
 
+// buildBrokenAppImage tags brokenAppImage on e: the app's stand-in, which never starts its server.
+func buildBrokenAppImage(t *testing.T, e engine) {
+	t.Helper()
+	dockerfile := fmt.Sprintf("FROM %s\nENTRYPOINT [\"sleep\", \"infinity\"]\n", imageRefs(t)["app"][0])
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644))
+	e.mustDocker(t, "build", "-q", "-t", brokenAppImage, dir)
+}
+
 // swarmServices are the services the swarm target runs: the seed's six and the backups, no nginx.
 var swarmServices = []string{"maricusco-app", "maricusco-backup", "maricusco-chromadb", "maricusco-grafana", "maricusco-lb", "maricusco-postgres", "maricusco-prometheus", "maricusco-redis"}
 
@@ -165,11 +174,7 @@ func TestSwarmLifecycle(t *testing.T) {
 	e := newCluster(t, machine, dockerd, "swarm1").manager().engine
 	p := projectFor(t, e, stack)
 	explainTasksOnFailure(t, p)
-	var dockerfile strings.Builder
-	fmt.Fprintf(&dockerfile, "FROM %s\nENTRYPOINT [\"sleep\", \"infinity\"]\n", imageRefs(t)["app"][0])
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile.String()), 0o644))
-	e.mustDocker(t, "build", "-q", "-t", brokenAppImage, dir)
+	buildBrokenAppImage(t, e)
 	mode := "vip"
 	if !hasIPVS() {
 		mode = "dnsrr"

@@ -46,20 +46,35 @@ func newHealthchecks(failing, starting []string) *healthchecks {
 	return h
 }
 
+// onDocker20 is an engine without a start interval (API 1.41), where the gate runs the tests.
+var onDocker20 = stacks.WithEngineAPIVersion(func(string) (string, error) { return "1.41", nil })
+
 func TestTheProgramWaitsForTheContainersAnUpCreates(t *testing.T) {
 	dev := loadStack(t, "dev").with("healthyTimeout", "10s")
 
 	t.Run("what needs a service is declared only once the service's healthcheck passed", func(t *testing.T) {
-		h := newHealthchecks([]string{container("postgres")}, nil)
-		res, err := run(t, dev, h.option())
-		require.Error(t, err)
-		assert.ErrorContains(t, err, "maricusco-postgres did not pass its healthcheck within 10s (healthyTimeout); the engine reports it starting, its last probe printed: \"connection refused\"")
-		declared := res.Containers()
-		for _, waits := range []string{"app-1", "backup"} {
-			assert.NotContains(t, declared, container(waits), "%s waits for postgres", waits)
+		for _, tc := range []struct {
+			engine string
+			option stacks.Option
+			probes bool
+		}{
+			{"without a start interval, the program runs the test", onDocker20, true},
+			{"with one, the program reads what the engine found", stacks.WithEngineAPIVersion(func(string) (string, error) { return "1.45", nil }), false},
+		} {
+			t.Run(tc.engine, func(t *testing.T) {
+				h := newHealthchecks([]string{container("postgres")}, nil)
+				res, err := run(t, dev, tc.option, h.option())
+				require.Error(t, err)
+				assert.ErrorContains(t, err, "maricusco-postgres ")
+				assert.ErrorContains(t, err, " within 10s (healthyTimeout); the engine reports it starting, its last probe printed: \"connection refused\"")
+				assert.Equal(t, tc.probes, h.probed[container("postgres")] > 1, "the program runs the test again and again: %d runs", h.probed[container("postgres")])
+				declared := res.Containers()
+				for _, waits := range []string{"app-1", "backup"} {
+					assert.NotContains(t, declared, container(waits), "%s waits for postgres", waits)
+				}
+				assert.Contains(t, declared, container("redis"), "what does not need postgres is not held back")
+			})
 		}
-		assert.Contains(t, declared, container("redis"), "what does not need postgres is not held back")
-		assert.Greater(t, h.probed[container("postgres")], 1, "the test runs again until it passes or time is up")
 	})
 
 	t.Run("the up ends only once the engine reports a new container healthy", func(t *testing.T) {
@@ -81,7 +96,7 @@ func TestTheProgramWaitsForTheContainersAnUpCreates(t *testing.T) {
 			}
 			return true, nil
 		}
-		res := mustRun(t, dev, stacks.WithEngineHealthchecks(probe, func(string, string) (stacks.Health, error) { return stacks.Health{Status: "healthy"}, nil }))
+		res := mustRun(t, dev, onDocker20, stacks.WithEngineHealthchecks(probe, func(string, string) (stacks.Health, error) { return stacks.Health{Status: "healthy"}, nil }))
 		assert.Contains(t, res.Containers(), container("app-1"))
 		assert.Equal(t, 3, refused)
 	})
@@ -97,7 +112,7 @@ func TestTheProgramWaitsForTheContainersAnUpCreates(t *testing.T) {
 			all = append(all, name)
 		}
 		h := newHealthchecks(all, nil)
-		mustRun(t, dev, h.option(), stacks.WithEngineContainers(func(_, label string) (map[string]string, error) {
+		mustRun(t, dev, onDocker20, h.option(), stacks.WithEngineContainers(func(_, label string) (map[string]string, error) {
 			assert.Equal(t, "maricusco.stack=dev", label)
 			return existing, nil
 		}))
@@ -113,18 +128,21 @@ func TestTheProgramWaitsForTheContainersAnUpCreates(t *testing.T) {
 		assert.Empty(t, h.probed)
 	})
 
-	t.Run("a healthcheck test runs as the engine runs it", func(t *testing.T) {
+	t.Run("the program runs the test of what something waits for, as the engine runs it, and of nothing else", func(t *testing.T) {
 		var tests sync.Map
 		probe := func(_, name string, test []string, timeout time.Duration) (bool, error) {
 			tests.Store(name, strings.Join(test, " ")+" within "+timeout.String())
 			return true, nil
 		}
-		res := mustRun(t, dev, stacks.WithEngineHealthchecks(probe, func(string, string) (stacks.Health, error) { return stacks.Health{Status: "healthy"}, nil }))
+		res := mustRun(t, dev, onDocker20, stacks.WithEngineHealthchecks(probe, func(string, string) (stacks.Health, error) { return stacks.Health{Status: "healthy"}, nil }))
+		awaited := map[string]bool{container("postgres"): true, container("redis"): true, container("chromadb"): true, container("app-1"): true}
 		for name, c := range res.Containers() {
 			hc := c.Inputs["healthcheck"].ObjectValue()
-			got, ok := tests.Load(name)
-			require.True(t, ok, "%s is probed", name)
-			assert.Equal(t, strings.Join(strs(hc["tests"]), " ")+" within "+hc["timeout"].StringValue(), got, name)
+			got, probed := tests.Load(name)
+			require.Equal(t, awaited[name], probed, "%s: probed only when something waits for it", name)
+			if probed {
+				assert.Equal(t, strings.Join(strs(hc["tests"]), " ")+" within "+hc["timeout"].StringValue(), got, name)
+			}
 		}
 	})
 }
