@@ -128,7 +128,9 @@ func TestDevLifecycle(t *testing.T) {
 	t.Run("scaling 3 to 1 converges in one up with no failed request", func(t *testing.T) {
 		r := p.upUnderLoad(t, stack, "appReplicas", "1")
 		assert.Equal(t, devContainers, p.containers(t, stack))
-		p.waitHealthy(t, devContainers, 10*time.Second)
+		// A minute, not seconds: with every lane deploying beside it, the backup container's own
+		// checks (4 s each) ran out of time and its archive watch lagged 37 s (seen in CI), then caught up.
+		p.waitHealthy(t, devContainers, time.Minute)
 		figure(t, engineName, "dev replicas 3 → 1 (s)", r.took.Seconds())
 		figure(t, engineName, "dev replicas 3 → 1: failed requests", r.failures())
 		assert.Zero(t, r.failed, "first failure: %v", r.firstErr)
@@ -192,7 +194,7 @@ func TestDevLifecycle(t *testing.T) {
 		p.config(t, stack, "set", "--secret", "postgresPassword", rotated)
 		took := p.up(t, stack)
 		figure(t, engineName, "dev postgresPassword rotation (s)", took.Seconds())
-		p.waitHealthy(t, devContainers, 10*time.Second)
+		p.waitHealthy(t, devContainers, time.Minute) // as after scaling to 1: the backup's checks lag under load
 		login := func(password string) error {
 			cmd := exec.Command("psql", "-h", "127.0.0.1", "-p", "5432", "-U", "maricusco", "-d", "maricusco", "-tAc", "SELECT 1")
 			cmd.Env = append(os.Environ(), "PGPASSWORD="+password, "PGCONNECT_TIMEOUT=5")
