@@ -21,6 +21,10 @@ type Engine interface {
 	Running(host, name string) (bool, error)
 	// Network is the network the engine holds under name, if it holds one.
 	Network(host, name string) (network NetworkState, found bool, err error)
+}
+
+// HealthEngine answers what the health gate asks while an up runs (gate.go).
+type HealthEngine interface {
 	// Containers are the IDs of the containers that carry the label (key=value), by name.
 	Containers(host, label string) (map[string]string, error)
 	// Probe runs a healthcheck test in a container once, as the engine runs it, and tells whether

@@ -27,7 +27,7 @@ type Health struct {
 // `up` still ends only once the engine reports every new container healthy.
 type HealthGate struct {
 	// Engine runs the probes and reports health.
-	Engine Engine
+	Engine HealthEngine
 	// Host is the engine the stack deploys to.
 	Host string
 	// Existing are the IDs of the stack's containers before this deployment, by name: as with the
@@ -53,7 +53,7 @@ const readEvery = 250 * time.Millisecond
 // it probes the container that often itself, so Ready reads the engine's health too; only an
 // engine without one (before Docker 25) makes the gate run the test.
 func (g *HealthGate) gated(c *docker.Container, spec ContainerSpec) Workload {
-	until := func(wait func() error) func(pulumi.ID) (string, error) {
+	forNew := func(wait func() error) func(pulumi.ID) (string, error) {
 		return func(id pulumi.ID) (string, error) {
 			if g.DryRun || g.Existing[spec.Name] == string(id) {
 				return "", nil // a preview, or a container this deployment did not create
@@ -67,9 +67,9 @@ func (g *HealthGate) gated(c *docker.Container, spec ContainerSpec) Workload {
 		test = func() error { return g.untilProbePasses(spec) }
 	}
 	ready := sync.OnceValue(func() pulumi.ResourceArrayOutput {
-		return c.ID().ApplyT(until(test)).ApplyT(func(string) []pulumi.Resource { return []pulumi.Resource{c} }).(pulumi.ResourceArrayOutput)
+		return c.ID().ApplyT(forNew(test)).ApplyT(func(string) []pulumi.Resource { return []pulumi.Resource{c} }).(pulumi.ResourceArrayOutput)
 	})
-	healthy := c.ID().ApplyT(until(untilHealthy)).(pulumi.StringOutput)
+	healthy := c.ID().ApplyT(forNew(untilHealthy)).(pulumi.StringOutput)
 	return Workload{Resource: c, Name: c.Name, ready: ready, Healthy: healthy}
 }
 

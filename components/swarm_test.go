@@ -16,13 +16,10 @@ import (
 // nodes is a fake engine whose swarm has the given ready nodes.
 type nodes []SwarmNode
 
-func (n nodes) APIVersion(string) (string, error)                           { return "1.45", nil }
-func (n nodes) Machine(string) (Machine, error)                             { return Machine{}, errors.New("no machine: a swarm") }
-func (n nodes) SwarmNodes(string) ([]SwarmNode, error)                      { return n, nil }
-func (n nodes) Running(string, string) (bool, error)                        { return false, nil }
-func (n nodes) Containers(string, string) (map[string]string, error)        { return nil, nil }
-func (n nodes) Probe(string, string, []string, time.Duration) (bool, error) { return true, nil }
-func (n nodes) Health(string, string) (Health, error)                       { return Health{Status: "healthy"}, nil }
+func (n nodes) APIVersion(string) (string, error)      { return "1.45", nil }
+func (n nodes) Machine(string) (Machine, error)        { return Machine{}, errors.New("no machine: a swarm") }
+func (n nodes) SwarmNodes(string) ([]SwarmNode, error) { return n, nil }
+func (n nodes) Running(string, string) (bool, error)   { return false, nil }
 func (n nodes) Network(string, string) (NetworkState, bool, error) {
 	return NetworkState{}, false, nil
 }
@@ -71,11 +68,8 @@ func (failingEngine) APIVersion(string) (string, error) { return "", errors.New(
 func (failingEngine) Machine(string) (Machine, error) {
 	return Machine{}, errors.New("connection refused")
 }
-func (failingEngine) SwarmNodes(string) ([]SwarmNode, error)                      { return nil, errors.New("not a manager") }
-func (failingEngine) Running(string, string) (bool, error)                        { return false, nil }
-func (failingEngine) Containers(string, string) (map[string]string, error)        { return nil, nil }
-func (failingEngine) Probe(string, string, []string, time.Duration) (bool, error) { return true, nil }
-func (failingEngine) Health(string, string) (Health, error)                       { return Health{Status: "healthy"}, nil }
+func (failingEngine) SwarmNodes(string) ([]SwarmNode, error) { return nil, errors.New("not a manager") }
+func (failingEngine) Running(string, string) (bool, error)   { return false, nil }
 func (failingEngine) Network(string, string) (NetworkState, bool, error) {
 	return NetworkState{}, false, errors.New("connection refused")
 }
@@ -102,13 +96,10 @@ func TestTheStartIntervalGoesOnlyToEnginesThatTakeIt(t *testing.T) {
 // machine is a fake engine on a host with the given CPUs and memory.
 type machine Machine
 
-func (m machine) APIVersion(string) (string, error)                           { return "1.45", nil }
-func (m machine) Machine(string) (Machine, error)                             { return Machine(m), nil }
-func (m machine) SwarmNodes(string) ([]SwarmNode, error)                      { return nil, errors.New("no swarm") }
-func (m machine) Running(string, string) (bool, error)                        { return false, nil }
-func (m machine) Containers(string, string) (map[string]string, error)        { return nil, nil }
-func (m machine) Probe(string, string, []string, time.Duration) (bool, error) { return true, nil }
-func (m machine) Health(string, string) (Health, error)                       { return Health{Status: "healthy"}, nil }
+func (m machine) APIVersion(string) (string, error)      { return "1.45", nil }
+func (m machine) Machine(string) (Machine, error)        { return Machine(m), nil }
+func (m machine) SwarmNodes(string) ([]SwarmNode, error) { return nil, errors.New("no swarm") }
+func (m machine) Running(string, string) (bool, error)   { return false, nil }
 func (m machine) Network(string, string) (NetworkState, bool, error) {
 	return NetworkState{}, false, nil
 }

@@ -4,6 +4,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -130,19 +131,37 @@ func ask(host, path string, q query, out any) error {
 		}
 		return json.Unmarshal(b, out)
 	}
-	resp, err := overSocket(ctx, u, http.MethodGet, path, nil)
+	return call(ctx, u, http.MethodGet, path, nil, out)
+}
+
+// call sends one request of the Engine API over the socket of host u, with body as JSON, and
+// reads a 2xx answer into out (nil: none is read). A 404 is errNotFound.
+func call(ctx context.Context, u *url.URL, method, path string, body, out any) error {
+	var payload io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		payload = bytes.NewReader(b)
+	}
+	resp, err := overSocket(ctx, u, method, path, payload)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
-		return fmt.Errorf("%s %s: %s: %w", host, path, resp.Status, errNotFound)
+		return fmt.Errorf("%s %s %s: %s: %w", u, method, path, resp.Status, errNotFound)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: %s", host, path, resp.Status)
+	if resp.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s %s %s: %s: %s", u, method, path, resp.Status, bytes.TrimSpace(msg))
+	}
+	if out == nil {
+		return nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("%s %s: %w", host, path, err)
+		return fmt.Errorf("%s %s: %w", u, path, err)
 	}
 	return nil
 }

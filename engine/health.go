@@ -1,12 +1,10 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -16,7 +14,7 @@ import (
 	"github.com/maricusco/infra/components"
 )
 
-// Probe implements components.Engine: it runs the container's healthcheck test once, as the engine
+// Probe implements components.HealthEngine: it runs the container's healthcheck test once, as the engine
 // runs it (CMD as given, CMD-SHELL under /bin/sh -c, as the container's user), and tells whether
 // it passed within timeout. A test still running at the timeout did not pass; Docker would count
 // it as a failed probe too.
@@ -96,36 +94,7 @@ func execOverSocket(ctx context.Context, u *url.URL, container string, cmd []str
 	}
 }
 
-// call sends one request of the Engine API over the socket, with body as JSON, and reads a 2xx
-// answer into out.
-func call(ctx context.Context, u *url.URL, method, path string, body, out any) error {
-	var payload io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		payload = bytes.NewReader(b)
-	}
-	resp, err := overSocket(ctx, u, method, path, payload)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s %s %s: %s: %s", u, method, path, resp.Status, bytes.TrimSpace(msg))
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("%s %s: %w", u, path, err)
-	}
-	return nil
-}
-
-// Health implements components.Engine: the container's health as the engine reports it, and
+// Health implements components.HealthEngine: the container's health as the engine reports it, and
 // what its last probe printed.
 func (Docker) Health(host, container string) (components.Health, error) {
 	var answer struct {
@@ -151,7 +120,7 @@ func (Docker) Health(host, container string) (components.Health, error) {
 	return out, nil
 }
 
-// Containers implements components.Engine.
+// Containers implements components.HealthEngine.
 func (Docker) Containers(host, label string) (map[string]string, error) {
 	filters, err := json.Marshal(map[string][]string{"label": {label}})
 	if err != nil {

@@ -12,7 +12,7 @@ type Option func(*options)
 
 type options struct {
 	dashboards fs.FS
-	engine     components.Engine
+	engine     engineQuestions
 	registry   []Service
 }
 
@@ -76,9 +76,16 @@ func WithServices(rows ...Service) Option {
 	return func(o *options) { o.registry = append(append([]Service{}, o.registry...), rows...) }
 }
 
+// engineQuestions are what the program asks the engine: before it declares anything, and while
+// an up runs.
+type engineQuestions interface {
+	components.Engine
+	components.HealthEngine
+}
+
 // probes answer some of an engine's questions themselves and pass the others on.
 type probes struct {
-	next    components.Engine
+	next    engineQuestions
 	api     func(host string) (string, error)
 	machine func(host string) (Machine, error)
 	nodes   func(host string) ([]SwarmNode, error)

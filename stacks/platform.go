@@ -151,7 +151,7 @@ func (c *Config) secretsArgs() *components.SecretsArgs {
 
 // askEngine asks the engine what the deployment's services depend on: the containers of the
 // stack there now (for the health gate), and whether the app serves.
-func (d *Deployment) askEngine(ctx *pulumi.Context, e components.Engine, health components.HealthTiming) error {
+func (d *Deployment) askEngine(ctx *pulumi.Context, e engineQuestions, health components.HealthTiming) error {
 	var err error
 	if d.Runtime.Gate, err = healthGate(ctx, e, d.Config, health); err != nil {
 		return err
@@ -163,7 +163,7 @@ func (d *Deployment) askEngine(ctx *pulumi.Context, e components.Engine, health 
 // healthGate is the program's wait for new containers (components.HealthGate), on one engine
 // that the program can ask; nil where the provider waits: a swarm converges its services itself,
 // and a stack that sets dockerApiVersion says the program cannot ask its engine.
-func healthGate(ctx *pulumi.Context, e components.Engine, cfg *Config, health components.HealthTiming) (*components.HealthGate, error) {
+func healthGate(ctx *pulumi.Context, e components.HealthEngine, cfg *Config, health components.HealthTiming) (*components.HealthGate, error) {
 	if cfg.Target.Replicates() || cfg.EngineAPIVersion != "" {
 		return nil, nil
 	}
