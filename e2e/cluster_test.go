@@ -15,16 +15,23 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The cluster's own addresses: a host bridge and one veth per node, on a range no engine of this
-// machine uses (the host's pools, docker-modern's 10.213.0.0/16 and 10.214.0.0/24). The nodes
-// have no route beyond it: a swarm task pulls its image before it starts, and the machine's DNS
-// server, out of reach, would hold every pull and lookup until it times out; unreachable, they
-// fail at once and the task starts from the loaded image.
+// clusterNet is a cluster's own addresses: a host bridge and one veth per node, on a range no
+// engine of this machine uses (the host's pools, docker-modern's 10.213.0.0/16 and 10.214.0.0/24),
+// a /24 of 10.215.0.0/16 for each cluster, so that clusters run side by side. The nodes have no
+// route beyond it: a swarm task pulls its image before it starts, and the machine's DNS server,
+// out of reach, would hold every pull and lookup until it times out; unreachable, they fail at
+// once and the task starts from the loaded image.
+type clusterNet int
+
 const (
-	clusterBridge   = "mclbr0"
-	clusterSubnet   = "10.215.0.0/24"
-	clusterHostAddr = "10.215.0.1"
+	threeNodeNet  clusterNet = 0 // TestSwarmCluster's: 10.215.0.0/24 on mclbr0
+	singleNodeNet clusterNet = 1 // TestSwarmLifecycle's: 10.215.1.0/24 on mclbr1
 )
+
+func (n clusterNet) bridge() string        { return fmt.Sprintf("mclbr%d", n) }
+func (n clusterNet) subnet() string        { return fmt.Sprintf("10.215.%d.0/24", n) }
+func (n clusterNet) hostAddr() string      { return fmt.Sprintf("10.215.%d.1", n) }
+func (n clusterNet) nodeAddr(i int) string { return fmt.Sprintf("10.215.%d.%d", n, 11+i) }
 
 // clusterNode is one Docker 26 engine in a network namespace and a hostname of its own.
 type clusterNode struct {
@@ -39,9 +46,10 @@ type clusterNode struct {
 
 // cluster is swarm nodes on this machine, each in a zone of its own: the first is the manager and
 // the data node, the others are workers. Every engine runs in a network namespace the suite
-// makes, so nothing of the host's network changes but one bridge, its veths and one ACCEPT rule,
-// all removed after. The bridge and its range are one: one cluster at a time (clusterLane).
+// makes, so nothing of the host's network changes but the cluster's bridge, its veths and one
+// ACCEPT rule, all removed after.
 type cluster struct {
+	net     clusterNet
 	nodes   []*clusterNode
 	dockerd string // the engines' dockerd: Docker 26's, as docker-modern.sh installs it, or the machine's
 	driver  string // the storage driver of the engine the images come from, which this kernel carries
@@ -65,9 +73,6 @@ func (n *clusterNode) inNetns(args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
-// clusterLane is the lane of the tests that make a cluster: they share the bridge and its range.
-const clusterLane = "cluster"
-
 // modernDockerd is Docker 26's dockerd, as docker-modern.sh installs it.
 func modernDockerd(t *testing.T) string {
 	t.Helper()
@@ -81,35 +86,35 @@ func modernDockerd(t *testing.T) string {
 // newCluster makes a node per hostname with dockerd, joins them in one swarm with the first the
 // manager and labelled the data node, loads the stand-in images of from into each, and removes all
 // of it when the test ends.
-func newCluster(t *testing.T, from engine, dockerd string, hostnames ...string) *cluster {
+func newCluster(t *testing.T, net clusterNet, from engine, dockerd string, hostnames ...string) *cluster {
 	t.Helper()
-	c := &cluster{dockerd: dockerd, driver: from.mustDocker(t, "info", "--format", "{{.Driver}}")}
-	if out, err := exec.Command("ip", "link", "show", clusterBridge).CombinedOutput(); err == nil {
-		t.Fatalf("%s already exists (a cluster of another run?): %s; remove it with `ip link del %s`", clusterBridge, out, clusterBridge)
+	c := &cluster{net: net, dockerd: dockerd, driver: from.mustDocker(t, "info", "--format", "{{.Driver}}")}
+	if out, err := exec.Command("ip", "link", "show", net.bridge()).CombinedOutput(); err == nil {
+		t.Fatalf("%s already exists (a cluster of another run?): %s; remove it with `ip link del %s`", net.bridge(), out, net.bridge())
 	}
 	root, err := os.MkdirTemp("", "maricusco-cluster-")
 	require.NoError(t, err)
 	for i, hostname := range hostnames {
 		c.nodes = append(c.nodes, &clusterNode{
 			hostname: hostname,
-			addr:     fmt.Sprintf("10.215.0.%d", 11+i),
+			addr:     net.nodeAddr(i),
 			netns:    "mcl-" + hostname,
 			dir:      filepath.Join(root, hostname),
 		})
 	}
 	t.Cleanup(func() { c.teardown(t, root) })
 
-	sh(t, "ip", "link", "add", clusterBridge, "type", "bridge")
-	sh(t, "ip", "addr", "add", clusterHostAddr+"/24", "dev", clusterBridge)
-	sh(t, "ip", "link", "set", clusterBridge, "up")
+	sh(t, "ip", "link", "add", net.bridge(), "type", "bridge")
+	sh(t, "ip", "addr", "add", net.hostAddr()+"/24", "dev", net.bridge())
+	sh(t, "ip", "link", "set", net.bridge(), "up")
 	// The host engine's FORWARD policy drops bridged traffic it has no rule for.
-	sh(t, "iptables", "-I", forwardChain(), "-s", clusterSubnet, "-d", clusterSubnet, "-j", "ACCEPT")
+	sh(t, "iptables", "-I", forwardChain(), "-s", net.subnet(), "-d", net.subnet(), "-j", "ACCEPT")
 	for _, n := range c.nodes {
 		require.NoError(t, os.MkdirAll(n.dir, 0o700))
 		n.engine = engine{host: "unix://" + filepath.Join(n.dir, "docker.sock")}
 		sh(t, "ip", "netns", "add", n.netns)
 		sh(t, "ip", "link", "add", n.netns, "type", "veth", "peer", "name", "eth0", "netns", n.netns)
-		sh(t, "ip", "link", "set", n.netns, "master", clusterBridge, "up")
+		sh(t, "ip", "link", "set", n.netns, "master", net.bridge(), "up")
 		for _, cmd := range [][]string{
 			{"ip", "addr", "add", n.addr + "/24", "dev", "eth0"},
 			{"ip", "link", "set", "eth0", "up"},
@@ -284,8 +289,8 @@ func (c *cluster) teardown(t *testing.T, root string) {
 			}()
 		}
 		wg.Wait()
-		_, _ = exec.Command("ip", "link", "del", clusterBridge).CombinedOutput()
-		_, _ = exec.Command("iptables", "-D", forwardChain(), "-s", clusterSubnet, "-d", clusterSubnet, "-j", "ACCEPT").CombinedOutput()
+		_, _ = exec.Command("ip", "link", "del", c.net.bridge()).CombinedOutput()
+		_, _ = exec.Command("iptables", "-D", forwardChain(), "-s", c.net.subnet(), "-d", c.net.subnet(), "-j", "ACCEPT").CombinedOutput()
 		if err := os.RemoveAll(root); err != nil {
 			t.Logf("the cluster's files stay at %s: %v", root, err)
 		}

@@ -100,15 +100,16 @@ var statefulServices = []string{"maricusco-backup", "maricusco-chromadb", "maric
 // loses a worker under load, and at last loses the data node, with swarmTestSettings.
 func TestSwarmCluster(t *testing.T) {
 	requireRealEngine(t)
-	// Beside the two engines' lanes: its engines are its own, in namespaces, and publish nothing
-	// on this host. Of Docker 26 it takes the binaries, which starting it installs; the images come
-	// from the machine's engine, where they were built.
-	exclusive(t, clusterLane)
+	// Beside the two engines' lanes and the single-node swarm: its engines and its addresses are
+	// its own, in namespaces, and it publishes nothing on this host. Of Docker 26 it takes the
+	// binaries, which starting it installs; the images come from the machine's engine, where they
+	// were built.
+	exclusive(t, "three-node swarm")
 	startedModernEngine(t)
 	from := machineEngine(t)
 	buildImages(t, from)
 	start := time.Now()
-	c := newCluster(t, from, modernDockerd(t), "manager1", "worker1", "worker2")
+	c := newCluster(t, threeNodeNet, from, modernDockerd(t), "manager1", "worker1", "worker2")
 	m := c.manager()
 	label := m.engine.name + ", swarm of 3 nodes"
 	figure(t, label, "three nodes started, joined and loaded with the images (s)", time.Since(start).Round(time.Second).Seconds())

@@ -164,14 +164,15 @@ func explainTasksOnFailure(t *testing.T, p *project) {
 func TestSwarmLifecycle(t *testing.T) {
 	requireRealEngine(t)
 	const stack = "prod"
-	// The machine's engine (its dockerd, its version), as a node of its own in a namespace, in the
-	// cluster lane: beside the lane of the machine's engine, which only gives it the images.
-	exclusive(t, clusterLane)
+	// The machine's engine (its dockerd, its version), as a node of its own in a namespace, on
+	// addresses of its own: beside the lane of the machine's engine, which only gives it the
+	// images, and beside the three-node swarm.
+	exclusive(t, "single-node swarm")
 	machine := machineEngine(t)
 	buildImages(t, machine)
 	dockerd, err := exec.LookPath("dockerd")
 	require.NoError(t, err, "the machine's dockerd")
-	e := newCluster(t, machine, dockerd, "swarm1").manager().engine
+	e := newCluster(t, singleNodeNet, machine, dockerd, "swarm1").manager().engine
 	p := projectFor(t, e, stack)
 	explainTasksOnFailure(t, p)
 	buildBrokenAppImage(t, e)
