@@ -53,24 +53,34 @@ const readEvery = 250 * time.Millisecond
 // it probes the container that often itself, so Ready reads the engine's health too; only an
 // engine without one (before Docker 25) makes the gate run the test.
 func (g *HealthGate) gated(c *docker.Container, spec ContainerSpec) Workload {
-	forNew := func(wait func() error) func(pulumi.ID) (string, error) {
-		return func(id pulumi.ID) (string, error) {
-			if g.DryRun || g.Existing[spec.Name] == string(id) {
-				return "", nil // a preview, or a container this deployment did not create
-			}
-			return "", wait()
-		}
-	}
 	untilHealthy := func() error { return g.untilHealthy(spec.Name) }
-	test := untilHealthy
+	passed := untilHealthy
 	if g.Timing.StartInterval == 0 {
-		test = func() error { return g.untilProbePasses(spec) }
+		passed = func() error { return g.untilProbePasses(spec) }
 	}
 	ready := sync.OnceValue(func() pulumi.ResourceArrayOutput {
-		return c.ID().ApplyT(forNew(test)).ApplyT(func(string) []pulumi.Resource { return []pulumi.Resource{c} }).(pulumi.ResourceArrayOutput)
+		return c.ID().ApplyT(func(id pulumi.ID) ([]pulumi.Resource, error) {
+			if g.waitsFor(spec.Name, id) {
+				if err := passed(); err != nil {
+					return nil, err
+				}
+			}
+			return []pulumi.Resource{c}, nil
+		}).(pulumi.ResourceArrayOutput)
 	})
-	healthy := c.ID().ApplyT(forNew(untilHealthy)).(pulumi.StringOutput)
+	healthy := c.ID().ApplyT(func(id pulumi.ID) (string, error) {
+		if g.waitsFor(spec.Name, id) {
+			return "", untilHealthy()
+		}
+		return "", nil
+	}).(pulumi.StringOutput)
 	return Workload{Resource: c, Name: c.Name, ready: ready, Healthy: healthy}
+}
+
+// waitsFor tells whether the container of that name and ID is one this deployment created: a
+// preview waits for nothing, and a container that ran before the up is not waited for.
+func (g *HealthGate) waitsFor(name string, id pulumi.ID) bool {
+	return !g.DryRun && g.Existing[name] != string(id)
 }
 
 // untilProbePasses runs the container's healthcheck test until it passes, for at most the wait
